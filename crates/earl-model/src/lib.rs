@@ -1,0 +1,1 @@
+//! earl-model
