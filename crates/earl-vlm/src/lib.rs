@@ -17,6 +17,7 @@ pub mod cot;
 pub mod error;
 pub mod image_prep;
 pub mod reply;
+pub mod score;
 pub mod stats;
 pub mod template;
 pub mod viescore;
