@@ -19,13 +19,16 @@ pub struct ShardEntry {
     pub sha256: String,
 }
 
-/// What a stage read, wrote and dropped. `read = written + rejected + duplicate`.
+/// What a stage read, wrote and dropped. `read = written + rejected + duplicate + filtered`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub read: u64,
     pub written: u64,
     pub rejected: u64,
     pub duplicate: u64,
+    /// Rows dropped on purpose by a filter of the recipe (not bad input; not in `rejects/`).
+    #[serde(default)]
+    pub filtered: u64,
     /// Whole input files that could not be read at all (their rows are not in `read`).
     pub bad_files: u64,
 }
@@ -36,6 +39,7 @@ impl Counts {
         self.written += o.written;
         self.rejected += o.rejected;
         self.duplicate += o.duplicate;
+        self.filtered += o.filtered;
         self.bad_files += o.bad_files;
     }
 }

@@ -112,10 +112,10 @@ impl Dataset {
                 r.rows, c.written
             ));
         }
-        if c.read != c.written + c.rejected + c.duplicate {
+        if c.read != c.written + c.rejected + c.duplicate + c.filtered {
             r.problems.push(format!(
-                "counts do not add up: read {} != written {} + rejected {} + duplicate {}",
-                c.read, c.written, c.rejected, c.duplicate
+                "counts do not add up: read {} != written {} + rejected {} + duplicate {} + filtered {}",
+                c.read, c.written, c.rejected, c.duplicate, c.filtered
             ));
         }
         for f in &m.rejects.files {

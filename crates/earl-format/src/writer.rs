@@ -116,6 +116,7 @@ pub struct DatasetWriter {
     opened_at: Instant,
     seen: HashSet<String>,
     pending_rejects: Vec<Reject>,
+    pending_filtered: BTreeMap<String, u64>,
     pending: Counts,
 }
 
@@ -183,6 +184,7 @@ impl DatasetWriter {
             opened_at: Instant::now(),
             seen: HashSet::new(),
             pending_rejects: Vec::new(),
+            pending_filtered: BTreeMap::new(),
             pending: Counts::default(),
         };
         w.sweep()?;
@@ -235,6 +237,12 @@ impl DatasetWriter {
     pub fn reject(&mut self, reject: Reject) {
         self.pending.rejected += 1;
         self.pending_rejects.push(reject);
+    }
+
+    /// Counts a row a recipe filter dropped on purpose, by reason (e.g. `filtered_o_score`).
+    pub fn filtered(&mut self, reason: &str) {
+        self.pending.filtered += 1;
+        *self.pending_filtered.entry(reason.to_string()).or_default() += 1;
     }
 
     /// Writes the rows of `batch` (schema of this dataset) to `split`. Rows whose id was
@@ -418,6 +426,9 @@ impl DatasetWriter {
             }
             write_atomic(&self.dir.join(&rel), text.as_bytes())?;
             self.journal.reject_files.push(rel);
+        }
+        for (reason, n) in std::mem::take(&mut self.pending_filtered) {
+            *self.journal.by_reason.entry(reason).or_default() += n;
         }
         self.journal.counts.add(&std::mem::take(&mut self.pending));
         self.journal.cursor = Some(cursor);
