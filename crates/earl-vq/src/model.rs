@@ -192,7 +192,7 @@ impl VqModel {
         let shape = codes.size();
         let n = self.config.codebook_size;
         let bad = |why: String| Err(VqError::Input(format!("codes of shape {shape:?}: {why}")));
-        if shape.len() != 3 || shape.iter().any(|&d| d == 0) {
+        if shape.len() != 3 || shape.contains(&0) {
             return bad("expected a non-empty [batch, height, width] grid".into());
         }
         if codes.is_floating_point() || codes.kind() == Kind::Bool {

@@ -34,7 +34,7 @@ enum Source {
         tensors: RefCell<HashMap<String, Tensor>>,
     },
     Random {
-        rng: RefCell<StdRng>,
+        rng: RefCell<Box<StdRng>>,
     },
 }
 
@@ -97,7 +97,7 @@ impl Weights {
 
     /// Draws every parameter from a generator seeded with `seed` (the same on every device).
     pub fn random(seed: u64, device: Device, kind: Kind) -> Self {
-        let rng = RefCell::new(StdRng::seed_from_u64(seed));
+        let rng = RefCell::new(Box::new(StdRng::seed_from_u64(seed)));
         Self {
             source: Source::Random { rng },
             device,
