@@ -51,11 +51,13 @@ impl Rng {
     }
 }
 
-/// A stable 64-bit hash of a string (FNV-1a), for id-based hold-out that survives reordering.
+/// A stable 64-bit hash of a string, for id-based hold-out that survives reordering: FNV-1a,
+/// then one SplitMix64 round so that ids differing in their last byte differ in the high bits.
 pub fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
+    let fnv = text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-    })
+    });
+    Rng::new(fnv).next_u64()
 }
 
 #[cfg(test)]
