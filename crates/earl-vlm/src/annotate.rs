@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use earl_format::{
-    Cot, Dataset, DatasetWriter, FinishInfo, Opened, SchemaKind, Triplet, WriterOptions,
-    read_shard,
+    Cot, Dataset, DatasetWriter, FinishInfo, Opened, SchemaKind, Triplet, WriterOptions, read_shard,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -46,7 +45,11 @@ pub struct AnnotateOptions {
 }
 
 impl AnnotateOptions {
-    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>, client: ClientConfig) -> Self {
+    pub fn new(
+        input: impl Into<PathBuf>,
+        output: impl Into<PathBuf>,
+        client: ClientConfig,
+    ) -> Self {
         AnnotateOptions {
             input: input.into(),
             output: output.into(),
@@ -95,17 +98,18 @@ pub async fn run(opts: AnnotateOptions) -> Result<AnnotateSummary> {
     let input = Dataset::open(&opts.input).map_err(fmt)?;
     let fingerprint = fingerprint(&input, &opts, &template, &sampling);
     let wopts = WriterOptions::for_kind(SchemaKind::Triplet);
-    let mut writer = match DatasetWriter::open(&opts.output, SchemaKind::Triplet, wopts, &fingerprint)
-        .map_err(fmt)?
-    {
-        Opened::Complete(_) => {
-            return Ok(AnnotateSummary {
-                already_complete: true,
-                ..AnnotateSummary::default()
-            });
-        }
-        Opened::Writer(w) => w,
-    };
+    let mut writer =
+        match DatasetWriter::open(&opts.output, SchemaKind::Triplet, wopts, &fingerprint)
+            .map_err(fmt)?
+        {
+            Opened::Complete(_) => {
+                return Ok(AnnotateSummary {
+                    already_complete: true,
+                    ..AnnotateSummary::default()
+                });
+            }
+            Opened::Writer(w) => w,
+        };
     let cache_dir = opts
         .cache_dir
         .clone()
@@ -135,7 +139,8 @@ pub async fn run(opts: AnnotateOptions) -> Result<AnnotateSummary> {
             let skip = if si == start.shard { start.batch } else { 0 };
             let reader = read_shard(shard, batch_rows).map_err(fmt)?;
             for (bi, batch) in reader.enumerate().skip(skip) {
-                let batch = batch.map_err(|e| VlmError::Format(format!("{}: {e}", shard.display())))?;
+                let batch =
+                    batch.map_err(|e| VlmError::Format(format!("{}: {e}", shard.display())))?;
                 let rows = Triplet::from_batch(&batch).map_err(fmt)?;
                 let name = shard.file_name().map(|n| n.to_string_lossy().into_owned());
                 let name = name.unwrap_or_default();
@@ -165,7 +170,10 @@ pub async fn run(opts: AnnotateOptions) -> Result<AnnotateSummary> {
             "sampling": job.sampling,
         }),
         extra: json!({ "cot": summary }),
-        title: format!("{} with chain-of-thought annotations", dataset_title(&opts.input)),
+        title: format!(
+            "{} with chain-of-thought annotations",
+            dataset_title(&opts.input)
+        ),
     };
     writer.finish(json!(end), info).map_err(fmt)?;
     Ok(summary)
@@ -193,7 +201,13 @@ async fn annotate_batch(
         let job = job.clone();
         tasks.spawn(async move {
             let cot = annotate_one(&job, &t).await;
-            (i, Triplet { cot: Some(cot), ..t })
+            (
+                i,
+                Triplet {
+                    cot: Some(cot),
+                    ..t
+                },
+            )
         });
     }
     let mut out: Vec<Option<Triplet>> = vec![None; n];
@@ -295,10 +309,7 @@ async fn annotate_one(job: &Job, t: &Triplet) -> Cot {
 }
 
 /// Write rows split by split, keeping input order within each.
-fn write_rows(
-    writer: &mut DatasetWriter,
-    rows: &[(String, Triplet)],
-) -> earl_format::Result<()> {
+fn write_rows(writer: &mut DatasetWriter, rows: &[(String, Triplet)]) -> earl_format::Result<()> {
     let mut splits: Vec<&str> = rows.iter().map(|(_, t)| t.split.as_str()).collect();
     splits.dedup();
     splits.sort_unstable();
@@ -322,7 +333,12 @@ fn fingerprint(
     template: &PromptTemplate,
     sampling: &Sampling,
 ) -> String {
-    let shards: Vec<&str> = input.manifest.shards.iter().map(|s| s.sha256.as_str()).collect();
+    let shards: Vec<&str> = input
+        .manifest
+        .shards
+        .iter()
+        .map(|s| s.sha256.as_str())
+        .collect();
     let parts = json!({
         "stage": "cot-annotate",
         "shards": shards,

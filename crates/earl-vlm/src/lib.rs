@@ -8,7 +8,7 @@
 //! - [`viescore`] + [`score`]: the VIEScore verifier and the `score` stage.
 //! - [`bench`]: requests/s against a loopback server, for `earl-data bench vlm`.
 
-// pub mod annotate;
+pub mod annotate;
 pub mod bench;
 pub mod cache;
 pub mod client;
