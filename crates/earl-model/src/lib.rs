@@ -20,6 +20,9 @@
 //!   `tok.build_sample(source, instruction, target, cot: Option<&str>) -> Result<Sample>`,
 //!   `tok.parse_image_block(&ids) -> Result<CodeGrid { codes: Vec<u16>, h, w }>` (generated ids
 //!   back to a grid).
+//! - `tok.image_grammar(h, w) -> Result<ImageGrammar>`: the forced/free token pattern of a target
+//!   block + eos; `grammar.len()` steps, `grammar.constrain(step, &logits[B, V]) -> Result<Tensor>`
+//!   sets forbidden tokens to -inf (use it inside the `generate` picker, counting steps).
 //! - `Sample { input_ids: Vec<i64>, labels: Vec<i64> }` (labels `IGNORE_INDEX` = -100 over the prompt).
 //! - `collate(&[Sample]) -> Result<Batch>`; `Batch { input_ids, attention_mask, labels,
 //!   position_ids }`: CPU `Int64` tensors `[B, T]`, left-padded with `PAD_ID` = 0;
@@ -60,6 +63,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod grammar;
 pub mod layout;
 pub mod model;
 pub mod tokenizer;
@@ -68,6 +72,7 @@ pub use checkpoint::{SHARD_BYTES, load_safetensors, save_safetensors};
 pub use config::Emu3Config;
 pub use error::{Error, Result};
 pub use generate::{KvCache, LayerCache};
+pub use grammar::ImageGrammar;
 pub use layout::{Batch, CodeGrid, Grid, IGNORE_INDEX, PAD_ID, Sample, collate};
 pub use model::{DecoderLayer, Emu3ForCausalLM, LayerInputs};
 pub use tokenizer::{Emu3Tokenizer, SpecialIds};

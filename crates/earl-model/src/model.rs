@@ -93,13 +93,30 @@ impl Attention {
             (k, v) = cache.append(k, v);
         }
         let p = if train { self.dropout } else { 0.0 };
-        let gqa = self.heads != self.kv_heads;
+        // Each key/value head serves `heads / kv_heads` query heads. Expanding here (instead of
+        // sdpa's `enable_gqa`) keeps the memory-efficient CUDA kernel usable with a mask.
+        let (k, v) = (self.repeat_kv(&k), self.repeat_kv(&v));
         let mask = inputs.mask.to_device(q.device());
         let out =
-            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p, false, None, gqa);
+            Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), p, false, None, false);
         out.transpose(1, 2)
             .reshape([b, t, self.heads * self.head_dim])
             .linear::<Tensor>(&self.o, None)
+    }
+}
+
+impl Attention {
+    /// `[B, kv_heads, T, D]` -> `[B, heads, T, D]`, kv head `i` serving query heads
+    /// `i * rep .. (i + 1) * rep`.
+    fn repeat_kv(&self, x: &Tensor) -> Tensor {
+        let rep = self.heads / self.kv_heads;
+        if rep == 1 {
+            return x.shallow_clone();
+        }
+        let (b, t) = (x.size()[0], x.size()[2]);
+        x.unsqueeze(2)
+            .expand([b, self.kv_heads, rep, t, self.head_dim], false)
+            .reshape([b, self.heads, t, self.head_dim])
     }
 }
 

@@ -223,3 +223,51 @@ fn bf16_model_loads_and_runs() {
     println!("lm_tiny bf16 logits max abs diff: {diff:.3e}");
     assert!(diff < 0.1, "bf16 logits differ by {diff}");
 }
+
+/// On a machine with CUDA: the same logits and greedy tokens on the GPU, and a bf16 training
+/// step (dropout on) that yields finite gradients. Skips (printing why) without CUDA.
+#[test]
+fn cuda_matches_cpu_when_available() {
+    let Some(g) = golden() else { return };
+    if !tch::Cuda::is_available() {
+        eprintln!("skipping: no CUDA device");
+        return;
+    }
+    let device = Device::Cuda(0);
+    let config = Emu3Config::from_file(&g.dir.join("config.json")).unwrap();
+    let vs = VarStore::new(device);
+    let model = Emu3ForCausalLM::new(vs.root(), &config).unwrap();
+    load_safetensors(&vs, &g.dir).unwrap();
+    let logits = tch::no_grad(|| {
+        model
+            .forward(&g.input_ids, &g.position_ids, &g.attention_mask, false)
+            .unwrap()
+    });
+    let diff = max_diff_masked(&logits.to_device(Device::Cpu), &g.logits, &g.attention_mask);
+    println!("lm_tiny CUDA f32 logits max abs diff: {diff:.3e}");
+    assert!(diff < 1e-3, "CUDA logits differ by {diff}");
+    let row0 = g.input_ids.narrow(0, 0, 1);
+    let new = model
+        .generate_greedy(&row0, &Tensor::ones_like(&row0), 8)
+        .unwrap();
+    assert_eq!(
+        Vec::<i64>::try_from(new.to_device(Device::Cpu).view([-1])).unwrap(),
+        g.greedy
+    );
+
+    let mut config = config;
+    config.attention_dropout = 0.1;
+    let mut vs = VarStore::new(device);
+    vs.set_kind(Kind::BFloat16);
+    let model = Emu3ForCausalLM::new(vs.root(), &config).unwrap();
+    load_safetensors(&vs, &g.dir).unwrap();
+    let logits = model
+        .forward(&g.input_ids, &g.position_ids, &g.attention_mask, true)
+        .unwrap();
+    let loss = Emu3ForCausalLM::loss(&logits, &g.labels).unwrap();
+    loss.backward();
+    for (name, var) in vs.variables() {
+        let finite = var.grad().isfinite().all().int64_value(&[]) == 1;
+        assert!(finite, "{name}: non-finite gradient");
+    }
+}

@@ -181,3 +181,32 @@ fn layout_rejects_bad_grids() {
             .contains("row 0 col 0")
     );
 }
+
+#[test]
+fn grammar_forces_a_well_formed_block() {
+    let Some(tok) = tokenizer() else { return };
+    let grammar = tok.image_grammar(3, 2).unwrap();
+    tch::manual_seed(0);
+    let logits = tch::Tensor::randn([2, tok.vocab_size() as i64], tch::kind::FLOAT_CPU);
+    let mut ids = vec![Vec::new(), Vec::new()];
+    for step in 0..grammar.len() {
+        let next = grammar.constrain(step, &logits).unwrap().argmax(-1, false);
+        for (row, id) in Vec::<i64>::try_from(&next).unwrap().into_iter().enumerate() {
+            ids[row].push(id);
+        }
+    }
+    for row in &ids {
+        assert_eq!(row.last(), Some(&tok.special().eos));
+        let grid = tok.parse_image_block(row).unwrap();
+        assert_eq!((grid.h, grid.w, grid.codes.len()), (3, 2, 6));
+    }
+    assert!(grammar.constrain(grammar.len(), &logits).is_err());
+    let small = tch::Tensor::zeros([1, 2048], tch::kind::FLOAT_CPU);
+    assert!(
+        grammar
+            .constrain(5, &small)
+            .unwrap_err()
+            .to_string()
+            .contains("vocab_size")
+    );
+}
