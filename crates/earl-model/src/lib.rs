@@ -11,7 +11,7 @@
 //! - `tok.encode(text) -> Result<Vec<i64>>` (special tokens written in the text are specials),
 //!   `tok.decode(&ids) -> Result<String>`, `tok.vocab_size() -> usize`,
 //!   `tok.special() -> &SpecialIds` (`bos, eos, pad, img, boi, eoi, eol, eof, visual0, visual_count`),
-//!   `tok.visual_id(code) -> i64`, `tok.token_id(name) -> Option<i64>`.
+//!   `tok.visual_id(code: u16) -> Result<i64>`, `tok.token_id(name) -> Option<i64>`.
 //!
 //! Sequence layout ([`layout`]):
 //! - `Grid { codes: &[u16], h: usize, w: usize }`: one image's VQ code grid, row-major.
