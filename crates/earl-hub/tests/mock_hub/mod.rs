@@ -283,16 +283,17 @@ fn resolve(
         return error(StatusCode::NOT_FOUND, "EntryNotFound");
     };
     if file.lfs {
+        // The CDN is another host, as on the Hub (`localhost` here): clients must take the
+        // metadata from this redirect, and must not forward the token.
         let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
+        let port = host.rsplit(':').next().unwrap_or_default();
+        let cdn = format!("http://localhost:{port}/cdn/{}", file.sha256());
         return Response::builder()
             .status(StatusCode::FOUND)
-            .header(
-                header::LOCATION,
-                format!("http://{host}/cdn/{}", file.sha256()),
-            )
+            .header(header::LOCATION, cdn)
             .header("x-repo-commit", sha.as_str())
             .header("x-linked-etag", format!("\"{}\"", file.sha256()))
             .header("x-linked-size", file.bytes.len())
