@@ -126,7 +126,8 @@ impl RunDir {
         let all = self.checkpoints()?;
         let newest: Vec<u64> = all.keys().rev().take(keep_last.max(1)).copied().collect();
         for (step, path) in all {
-            let kept = newest.contains(&step) || (keep_every > 0 && step % keep_every == 0);
+            let kept =
+                newest.contains(&step) || (keep_every > 0 && step.is_multiple_of(keep_every));
             if !kept {
                 std::fs::remove_dir_all(&path).map_err(|e| TrainError::io(&path, e))?;
             }

@@ -264,7 +264,12 @@ impl TrainConfig {
                 self.optim.min_lr, self.optim.lr
             ));
         }
-        if let Some((name, c)) = self.data.coefficients.iter().find(|(_, c)| !(**c >= 0.0)) {
+        if let Some((name, c)) = self
+            .data
+            .coefficients
+            .iter()
+            .find(|(_, c)| c.is_nan() || **c < 0.0)
+        {
             return Err(format!(
                 "data.coefficients.{name} = {c}: must be a number >= 0"
             ));

@@ -36,6 +36,8 @@ pub enum TrainError {
     },
     #[error("config {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    #[error("setting: {0}")]
+    Setting(String),
     #[error("data: {0}")]
     Data(String),
     #[error("model: {0}")]

@@ -19,7 +19,7 @@ pub struct TrainModel {
 /// `auto` picks CUDA when libtorch sees a GPU.
 pub fn resolve_device(name: &str) -> Result<Device, TrainError> {
     let bad = || {
-        TrainError::Checkpoint(format!(
+        TrainError::Setting(format!(
             "model.device = {name:?}: expected auto, cpu, cuda or cuda:N"
         ))
     };
@@ -42,12 +42,10 @@ impl TrainModel {
         let config = match (&cfg.init, &cfg.random) {
             (Some(dir), _) => Emu3Config::from_file(&dir.join("config.json"))?,
             (None, Some(table)) => serde_json::from_value(table.clone()).map_err(|e| {
-                TrainError::Checkpoint(format!("model.random is not a valid Emu3 config: {e}"))
+                TrainError::Setting(format!("model.random is not a valid Emu3 config: {e}"))
             })?,
             (None, None) => {
-                return Err(TrainError::Checkpoint(
-                    "set model.init or model.random".into(),
-                ));
+                return Err(TrainError::Setting("set model.init or model.random".into()));
             }
         };
         let mut vs = nn::VarStore::new(device);

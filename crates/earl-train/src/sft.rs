@@ -43,6 +43,9 @@ pub struct RunSummary {
 
 /// Trains until the schedule ends, the data ends, `max_steps`, or `stop` is raised (by a
 /// signal); always leaves a checkpoint of the last step.
+///
+/// Randomness (initialisation, dropout) goes through libtorch's process-global generator,
+/// reseeded from (seed, step, micro-batch, layer): run one training per process at a time.
 pub fn train(opts: &TrainOptions, stop: &AtomicBool) -> Result<RunSummary, TrainError> {
     let cfg = &opts.config;
     let run = RunDir::create(&opts.out)?;
@@ -131,7 +134,7 @@ pub fn train(opts: &TrainOptions, stop: &AtomicBool) -> Result<RunSummary, Train
         state.step += 1;
         state.loader = loader.position();
 
-        let val_loss = if cfg.eval.every > 0 && state.step % cfg.eval.every == 0 {
+        let val_loss = if cfg.eval.every > 0 && state.step.is_multiple_of(cfg.eval.every) {
             evaluate(&model.lm, &validation, cfg.data.micro_batch_size, device)?
         } else {
             None
@@ -149,7 +152,7 @@ pub fn train(opts: &TrainOptions, stop: &AtomicBool) -> Result<RunSummary, Train
         })?;
         last_loss = Some(loss.loss);
 
-        if cfg.checkpoint.every > 0 && state.step % cfg.checkpoint.every == 0 {
+        if cfg.checkpoint.every > 0 && state.step.is_multiple_of(cfg.checkpoint.every) {
             save(&run, &model, &optim, &mut state, &loader, cfg)?;
             last_saved = Some(state.step);
         }

@@ -123,7 +123,7 @@ pub fn crc32c(data: &[u8]) -> u32 {
 /// TFRecord's mask, which keeps CRCs of CRC-bearing data from looking degenerate.
 pub fn masked_crc(data: &[u8]) -> u32 {
     let crc = crc32c(data);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xA282_EAD8)
+    crc.rotate_right(15).wrapping_add(0xA282_EAD8)
 }
 
 /// A scalar read back from an event file.
