@@ -11,6 +11,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, io};
 use crate::source::is_commit;
@@ -130,8 +131,7 @@ impl RepoCache {
         let link = self.snapshot_file(commit, path);
         let parent = link.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent).map_err(io(parent))?;
-        let tmp = parent.join(format!(".{}.earl-link", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
+        let tmp = unique_tmp(parent);
         #[cfg(unix)]
         {
             // From snapshots/{commit}/a/b.parquet up to the repo folder: one `..` per component
@@ -180,9 +180,16 @@ impl RepoCache {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = parent.join(format!(".{}.earl-tmp", std::process::id()));
+    let tmp = unique_tmp(parent);
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// A hidden name in `dir` no other process or thread uses, for write-then-rename.
+fn unique_tmp(dir: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(".earl-{}-{n}.tmp", std::process::id()))
 }
 
 #[cfg(test)]

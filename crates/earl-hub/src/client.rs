@@ -156,7 +156,9 @@ impl HubClient {
             Ok(snapshot) => snapshot,
             // Like huggingface_hub: no connection at all falls back to what the cache has.
             Err(err @ Error::Network { .. }) => {
-                return from_cache(cache, repo, revision, &selection).map_err(|_| err);
+                let cached = from_cache(cache, repo, revision, &selection).map_err(|_| err)?;
+                tracing::warn!(%repo, revision, "Hub unreachable, using the cached snapshot");
+                return Ok(cached);
             }
             Err(err) => return Err(err),
         };

@@ -21,7 +21,8 @@ use crate::cache::{Repo, RepoCache};
 use crate::config::HubConfig;
 use crate::error::{ChecksumMismatch, Error, Result, io};
 
-/// Broken connections tolerated per file before giving up (each resumes where it stopped).
+/// Broken connections in a row (without a byte of progress) before giving up; each retry
+/// resumes where the last one stopped.
 const MAX_RETRIES: u32 = 4;
 
 /// What every file of one resolution shares.
@@ -100,6 +101,7 @@ async fn transfer<T: RepoType>(
         .map_err(io(partial))?;
     tracing::info!(repo = %job.repo, path = %file.path, size = file.size, offset, "downloading");
 
+    // Attempts in a row that brought no byte; any progress resets it.
     let mut failures = 0;
     while offset < file.size {
         let before = offset;
@@ -111,34 +113,45 @@ async fn transfer<T: RepoType>(
             .maybe_range(range)
             .send()
             .await;
-        match request {
-            Ok((_, mut stream)) => {
-                while let Some(chunk) = stream.next().await {
-                    match chunk {
-                        Ok(bytes) => {
-                            out.write_all(&bytes).map_err(io(partial))?;
-                            hasher.update(&bytes);
-                            offset += bytes.len() as u64;
-                        }
-                        Err(e) => {
-                            retry_or_fail(e, &mut failures, job, file).await?;
-                            break;
-                        }
-                    }
-                }
-            }
+        let mut stream = match request {
+            Ok((_, stream)) => stream,
             // The server has fewer bytes than listed: stop, and let the hash check decide.
             Err(HFError::Http { context }) if context.status.as_u16() == 416 => break,
-            Err(e) => retry_or_fail(e, &mut failures, job, file).await?,
-        }
-        if offset == before && offset < file.size {
-            failures += 1;
-            if failures > MAX_RETRIES {
-                return Err(Error::Malformed {
-                    url: resolve_url(job, &file.path),
-                    reason: format!("the body stops at byte {offset} of {}", file.size),
-                });
+            Err(e) => {
+                retry_or_fail(e, &mut failures, job, file).await?;
+                continue;
             }
+        };
+        let mut interrupted = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => {
+                    out.write_all(&bytes).map_err(io(partial))?;
+                    hasher.update(&bytes);
+                    offset += bytes.len() as u64;
+                }
+                Err(e) => {
+                    interrupted = Some(e);
+                    break;
+                }
+            }
+        }
+        if offset > before {
+            failures = 0;
+        }
+        match interrupted {
+            Some(e) => retry_or_fail(e, &mut failures, job, file).await?,
+            // A clean end before the last byte: the next round asks for the rest.
+            None if offset == before && offset < file.size => {
+                failures += 1;
+                if failures > MAX_RETRIES {
+                    return Err(Error::Malformed {
+                        url: resolve_url(job, &file.path),
+                        reason: format!("the body stops at byte {offset} of {}", file.size),
+                    });
+                }
+            }
+            None => {}
         }
     }
     out.sync_all().map_err(io(partial))?;
@@ -224,8 +237,10 @@ fn resolve_url(job: &Job<'_>, path: &str) -> String {
     )
 }
 
-/// An exclusive `flock` on Python's lock file for this blob, so a Python download of the same
-/// file and ours never write one `.incomplete` together. Released when the file is dropped.
+/// An exclusive `flock` on Python's lock file for this blob, so two downloads of the same file
+/// (ours or Python's) never write one `.incomplete` together. Released when the file is dropped.
+/// Where `flock` silently does nothing (some network filesystems), a collision shows up as a
+/// hash mismatch of the partial; keep `HF_HUB_CACHE` on a local disk for parallel downloads.
 async fn lock(path: &Path) -> Result<File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io(parent))?;
