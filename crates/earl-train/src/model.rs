@@ -41,9 +41,11 @@ impl TrainModel {
     pub fn init(cfg: &ModelConfig, device: Device, seed: u64) -> Result<Self, TrainError> {
         let config = match (&cfg.init, &cfg.random) {
             (Some(dir), _) => Emu3Config::from_file(&dir.join("config.json"))?,
-            (None, Some(table)) => serde_json::from_value(table.clone()).map_err(|e| {
-                TrainError::Setting(format!("model.random is not a valid Emu3 config: {e}"))
-            })?,
+            (None, Some(table)) => {
+                serde_json::from_value(with_hf_identity(table)).map_err(|e| {
+                    TrainError::Setting(format!("model.random is not a valid Emu3 config: {e}"))
+                })?
+            }
             (None, None) => {
                 return Err(TrainError::Setting("set model.init or model.random".into()));
             }
@@ -95,4 +97,16 @@ fn sorted(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     let mut vars: Vec<_> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
+}
+
+/// Adds the keys that let transformers pick the Emu3 classes for a saved random-init model
+/// (`model_type`, `architectures`), unless the table sets them.
+fn with_hf_identity(table: &serde_json::Value) -> serde_json::Value {
+    let mut table = table.clone();
+    if let Some(map) = table.as_object_mut() {
+        map.entry("model_type").or_insert_with(|| "Emu3".into());
+        map.entry("architectures")
+            .or_insert_with(|| serde_json::json!(["Emu3ForCausalLM"]));
+    }
+    table
 }
