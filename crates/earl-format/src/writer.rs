@@ -77,6 +77,7 @@ pub struct FinishInfo {
 }
 
 /// What opening an output directory found.
+#[allow(clippy::large_enum_variant)] // made once per run: its size does not matter
 pub enum Opened {
     /// A finished dataset is already there: nothing to do.
     Complete(Manifest),

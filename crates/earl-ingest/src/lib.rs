@@ -10,6 +10,7 @@ mod extract;
 mod recipe;
 mod run;
 mod source;
+pub mod synthetic;
 
 pub use recipe::{Choose, Columns, Filters, InstructionRule, Recipe, RecipeError};
 pub use run::{IngestError, IngestOptions, IngestSummary, Rank, ingest};

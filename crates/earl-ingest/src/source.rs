@@ -83,6 +83,21 @@ impl Source {
         Ok(Source { root, format, files })
     }
 
+    /// Files already listed (e.g. a Hub snapshot), relative image paths resolved from `root`.
+    pub fn from_files(root: PathBuf, mut files: Vec<PathBuf>, format: &str) -> Result<Source, String> {
+        files.sort();
+        let format = match format {
+            "arrow" => SourceFormat::Arrow,
+            "jsonl" => SourceFormat::Jsonl,
+            "parquet" => SourceFormat::Parquet,
+            _ => guess_format(&files).ok_or("no .parquet, .arrow or .jsonl files")?,
+        };
+        if files.is_empty() {
+            return Err("no files".into());
+        }
+        Ok(Source { root, format, files })
+    }
+
     /// The units of every file, with the split each belongs to, and the files that could
     /// not even be opened (with the reason).
     pub fn units(&self, default_split: &str) -> (Vec<Unit>, Vec<(PathBuf, String)>) {
