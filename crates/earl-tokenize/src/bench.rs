@@ -93,7 +93,9 @@ pub fn bench_tokenize(
 }
 
 fn sync(codes: &Tensor) -> Result<(), TokenizeError> {
-    let _on_cpu = codes.f_to_device(tch::Device::Cpu).map_err(earl_vq::VqError::from)?;
+    let _on_cpu = codes
+        .f_to_device(tch::Device::Cpu)
+        .map_err(earl_vq::VqError::from)?;
     Ok(())
 }
 
@@ -101,11 +103,18 @@ fn sync(codes: &Tensor) -> Result<(), TokenizeError> {
 fn synthetic_jpeg((w, h): (u32, u32)) -> Result<Vec<u8>, TokenizeError> {
     let im = image::RgbImage::from_fn(w, h, |x, y| {
         let t = ((x * 7 + y * 13) % 31) as u8;
-        image::Rgb([(x * 255 / w) as u8 ^ t, (y * 255 / h) as u8, ((x + y) % 256) as u8])
+        image::Rgb([
+            (x * 255 / w) as u8 ^ t,
+            (y * 255 / h) as u8,
+            ((x + y) % 256) as u8,
+        ])
     });
     let mut out = Vec::new();
-    im.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
-        .map_err(|e| TokenizeError::Input(format!("encoding the bench image: {e}")))?;
+    im.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .map_err(|e| TokenizeError::Input(format!("encoding the bench image: {e}")))?;
     Ok(out)
 }
 

@@ -20,6 +20,8 @@ mod run;
 mod vq;
 
 pub use bench::{TokenizeBenchRow, TokenizeBenchSpec, bench_tokenize, format_bench};
+/// The VQ crate this one runs, so binaries can parse devices and name the model type.
+pub use earl_vq;
 pub use error::TokenizeError;
 pub use prep::{Prepared, image_reason, prepare, rescale_bbox};
 pub use render::{codes_to_image, find_row, render_row};

@@ -77,7 +77,10 @@ mod tests {
         // The real resize of a 451x300 image to area 65536 (314x209).
         let (w, h) = smart_size(451, 300, 65536);
         let b = rescale_bbox([451.0, 300.0, 0.0, 150.0], (451, 300), (w, h));
-        assert!((b[0] - w as f32).abs() < 1e-3 && (b[1] - h as f32).abs() < 1e-3, "{b:?}");
+        assert!(
+            (b[0] - w as f32).abs() < 1e-3 && (b[1] - h as f32).abs() < 1e-3,
+            "{b:?}"
+        );
         assert!((b[3] - h as f32 / 2.0).abs() < 1e-3, "{b:?}");
     }
 

@@ -18,7 +18,10 @@ pub fn find_row(dir: &Path, id: &str) -> Result<Option<TokenRow>, TokenizeError>
             let batch = batch.map_err(|e| {
                 TokenizeError::Input(format!("{}: reading rows: {e}", shard.display()))
             })?;
-            if let Some(row) = TokenRow::from_batch(&batch)?.into_iter().find(|r| r.id == id) {
+            if let Some(row) = TokenRow::from_batch(&batch)?
+                .into_iter()
+                .find(|r| r.id == id)
+            {
                 return Ok(Some(row));
             }
         }
@@ -71,7 +74,10 @@ pub fn render_row(model: &VqModel, row: &TokenRow) -> Result<RgbImage, TokenizeE
         outline(&mut src, b, Rgb([255, 0, 0]));
     }
     let gap = 4;
-    let (w, h) = (src.width() + gap + tgt.width(), src.height().max(tgt.height()));
+    let (w, h) = (
+        src.width() + gap + tgt.width(),
+        src.height().max(tgt.height()),
+    );
     let mut out = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
     image::imageops::replace(&mut out, &src, 0, 0);
     image::imageops::replace(&mut out, &tgt, i64::from(src.width() + gap), 0);

@@ -129,7 +129,8 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
         .map(|(_, s)| (input.dir.join(&s.path), s.rows))
         .collect();
     let dir = if world > 1 {
-        opts.out.join(format!("ranks/rank-{:05}-of-{world:05}", opts.rank.rank))
+        opts.out
+            .join(format!("ranks/rank-{:05}-of-{world:05}", opts.rank.rank))
     } else {
         opts.out.clone()
     };
@@ -152,10 +153,15 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
         .and_then(|c| serde_json::from_value(c.clone()).ok())
         .unwrap_or_default();
     if w.resume_cursor().is_some() {
-        tracing::info!(shard = start.shard, row = start.row, "resuming an interrupted tokenize");
+        tracing::info!(
+            shard = start.shard,
+            row = start.row,
+            "resuming an interrupted tokenize"
+        );
     }
     let total: u64 = shards.iter().map(|s| s.1).sum();
-    opts.progress.set_length(opts.limit.map_or(total, |l| l.min(total)));
+    opts.progress
+        .set_length(opts.limit.map_or(total, |l| l.min(total)));
     opts.progress.set_position(w.counts().read);
 
     let done = w.counts().read;
@@ -183,12 +189,18 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
                 cursor = match chunk.rows {
                     Ok(rows) => {
                         encoder.write(&mut w, rows, &name, chunk.start)?;
-                        Cursor { shard: chunk.shard, row: chunk.end }
+                        Cursor {
+                            shard: chunk.shard,
+                            row: chunk.end,
+                        }
                     }
                     Err(why) => {
                         tracing::warn!(file = %name, "skipping the rest of an unreadable shard: {why}");
                         w.bad_file(name, why);
-                        Cursor { shard: chunk.shard + 1, row: 0 }
+                        Cursor {
+                            shard: chunk.shard + 1,
+                            row: 0,
+                        }
                     }
                 };
                 w.commit(serde_json::to_value(cursor).unwrap_or_default())?;
@@ -208,7 +220,13 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
         // Leave the journal as the next run's starting point; drop the writer unfinished.
         drop(w);
         opts.progress.abandon();
-        return Ok(TokenizeSummary { dir, manifest: None, already_complete: false, images, images_per_s });
+        return Ok(TokenizeSummary {
+            dir,
+            manifest: None,
+            already_complete: false,
+            images,
+            images_per_s,
+        });
     }
     let info = FinishInfo {
         recipe: serde_json::json!({
@@ -229,14 +247,31 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
     };
     let manifest = w.finish(serde_json::to_value(cursor).unwrap_or_default(), info)?;
     opts.progress.finish_and_clear();
-    Ok(TokenizeSummary { dir, manifest: Some(manifest), already_complete: false, images, images_per_s })
+    Ok(TokenizeSummary {
+        dir,
+        manifest: Some(manifest),
+        already_complete: false,
+        images,
+        images_per_s,
+    })
 }
 
 fn dataset_title(input: &Dataset) -> String {
-    input.manifest.recipe.get("name").and_then(|n| n.as_str()).map_or_else(
-        || input.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        str::to_string,
-    )
+    input
+        .manifest
+        .recipe
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map_or_else(
+            || {
+                input
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            },
+            str::to_string,
+        )
 }
 
 /// The device stage: encodes the prepared images of a chunk, bucketed by size, and writes
@@ -250,7 +285,12 @@ struct Encoder<'a> {
 
 impl<'a> Encoder<'a> {
     fn new(model: &'a VqModel, opts: &'a TokenizeOptions) -> Self {
-        Encoder { model, opts, started: Instant::now(), images: 0 }
+        Encoder {
+            model,
+            opts,
+            started: Instant::now(),
+            images: 0,
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -258,7 +298,11 @@ impl<'a> Encoder<'a> {
     }
 
     fn status(&self, prep_rx: &Receiver<Chunk<PrepRow>>) -> String {
-        format!("{:.1} img/s, prepared batches queued {}/2", self.rate(), prep_rx.len())
+        format!(
+            "{:.1} img/s, prepared batches queued {}/2",
+            self.rate(),
+            prep_rx.len()
+        )
     }
 
     fn write(
@@ -304,7 +348,12 @@ impl<'a> Encoder<'a> {
         for (i, r) in rows.into_iter().enumerate() {
             let locator = format!("{shard}:{}", start + i as u64);
             if let Err((reason, detail)) = r.images {
-                w.reject(Reject { source: locator, id: Some(r.meta.id), reason: reason.into(), detail });
+                w.reject(Reject {
+                    source: locator,
+                    id: Some(r.meta.id),
+                    reason: reason.into(),
+                    detail,
+                });
                 continue;
             }
             let mut row = r.meta;
@@ -326,7 +375,11 @@ impl<'a> Encoder<'a> {
 
     /// Code grids `(codes, h, w)` of a batch of images.
     fn encode(&self, batch: &Tensor) -> Result<Vec<(Vec<u16>, u16, u16)>, TokenizeError> {
-        let codes = self.model.encode(batch)?.f_to_device(tch::Device::Cpu).map_err(earl_vq::VqError::from)?;
+        let codes = self
+            .model
+            .encode(batch)?
+            .f_to_device(tch::Device::Cpu)
+            .map_err(earl_vq::VqError::from)?;
         let (b, h, w) = codes.size3().map_err(earl_vq::VqError::from)?;
         let flat: Vec<i64> = Vec::try_from(codes.flatten(0, -1)).map_err(earl_vq::VqError::from)?;
         let per = (h * w) as usize;
@@ -336,7 +389,11 @@ impl<'a> Encoder<'a> {
                     .iter()
                     .map(|&c| u16::try_from(c))
                     .collect::<Result<Vec<u16>, _>>()
-                    .map_err(|_| TokenizeError::Input("a code does not fit in u16 (codebook over 65536)".into()))?;
+                    .map_err(|_| {
+                        TokenizeError::Input(
+                            "a code does not fit in u16 (codebook over 65536)".into(),
+                        )
+                    })?;
                 Ok((grid, h as u16, w as u16))
             })
             .collect()
@@ -353,9 +410,18 @@ fn prepare_chunks(
 ) {
     for chunk in rx {
         let rows = chunk.rows.map(|rows| {
-            pool.install(|| rows.into_par_iter().map(|t| prepare_row(t, opts, min_side)).collect())
+            pool.install(|| {
+                rows.into_par_iter()
+                    .map(|t| prepare_row(t, opts, min_side))
+                    .collect()
+            })
         });
-        let out = Chunk { shard: chunk.shard, start: chunk.start, end: chunk.end, rows };
+        let out = Chunk {
+            shard: chunk.shard,
+            start: chunk.start,
+            end: chunk.end,
+            rows,
+        };
         if tx.send(out).is_err() {
             return;
         }
@@ -367,7 +433,8 @@ fn prepare_row(t: Triplet, opts: &TokenizeOptions, min_side: u32) -> PrepRow {
         prepare(bytes, opts.image_area, &opts.limits, min_side)
             .map_err(|(reason, detail)| (reason, format!("{which} image: {detail}")))
     };
-    let images = prep(&t.source.bytes, "source").and_then(|s| Ok([s, prep(&t.target.bytes, "target")?]));
+    let images =
+        prep(&t.source.bytes, "source").and_then(|s| Ok([s, prep(&t.target.bytes, "target")?]));
     // Only a usable annotation travels; its box moves to resized source pixels.
     let cot = t.cot.filter(|c| c.status == "ok");
     let cot_bbox = match (&images, cot.as_ref().and_then(|c| c.bbox)) {
@@ -407,7 +474,12 @@ fn read_shards(
         let reader = match reader {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(Chunk { shard: i, start: first, end: first, rows: Err(e) });
+                let _ = tx.send(Chunk {
+                    shard: i,
+                    start: first,
+                    end: first,
+                    rows: Err(e),
+                });
                 continue;
             }
         };
@@ -422,7 +494,16 @@ fn read_shards(
             }
             let failed = rows.is_err();
             let end = row + rows.as_ref().map_or(0, |r| r.len() as u64);
-            if tx.send(Chunk { shard: i, start: row, end, rows }).is_err() || failed {
+            if tx
+                .send(Chunk {
+                    shard: i,
+                    start: row,
+                    end,
+                    rows,
+                })
+                .is_err()
+                || failed
+            {
                 break;
             }
             row = end;
@@ -440,7 +521,11 @@ fn open_at(
 ) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_offset(first as usize).with_batch_size(batch_rows).build())
+        .and_then(|b| {
+            b.with_offset(first as usize)
+                .with_batch_size(batch_rows)
+                .build()
+        })
         .map_err(|e| e.to_string())
 }
 

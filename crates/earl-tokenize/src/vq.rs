@@ -14,7 +14,10 @@ pub enum VqSource {
     /// The tiny shape with weights seeded by 0: a demo that needs no download.
     TinyRandom,
     Local(PathBuf),
-    Hub { repo: String, revision: Option<String> },
+    Hub {
+        repo: String,
+        revision: Option<String>,
+    },
 }
 
 impl VqSource {
@@ -70,7 +73,10 @@ mod tests {
 
     #[test]
     fn parses_the_three_kinds() {
-        assert_eq!(VqSource::parse("tiny-random").unwrap(), VqSource::TinyRandom);
+        assert_eq!(
+            VqSource::parse("tiny-random").unwrap(),
+            VqSource::TinyRandom
+        );
         assert_eq!(
             VqSource::parse("hub:BAAI/Emu3-VisionTokenizer@main").unwrap(),
             VqSource::Hub {
@@ -92,7 +98,10 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("huggingface-cli download BAAI/Emu3-VisionTokenizer"), "{err}");
+        assert!(
+            err.contains("huggingface-cli download BAAI/Emu3-VisionTokenizer"),
+            "{err}"
+        );
         assert!(err.contains("tiny-random"), "{err}");
     }
 }
