@@ -50,7 +50,8 @@ pub struct TokenizeOptions {
     /// Read at most this many rows (per rank); part of the job's identity.
     pub limit: Option<u64>,
     /// Stop this run after about this many rows, leaving the output unfinished and resumable
-    /// (a time-boxed job); a rerun continues. Not part of the job's identity.
+    /// (a time-boxed job); a rerun continues from the writer's last shard cut (see
+    /// `WriterOptions::max_open`). Not part of the job's identity.
     pub stop_after: Option<u64>,
     pub limits: earl_image::Limits,
     pub writer: WriterOptions,
@@ -357,6 +358,7 @@ impl<'a> Encoder<'a> {
                 continue;
             }
             let mut row = r.meta;
+            row.vq_checkpoint = self.model.checkpoint_id().to_string();
             let (Some(src), Some(tgt)) = (grids.remove(&(i, 0)), grids.remove(&(i, 1))) else {
                 unreachable!("every good image of the chunk was encoded")
             };
