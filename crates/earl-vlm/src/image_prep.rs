@@ -3,16 +3,11 @@
 //! The model answers boxes in pixels of the image it was *sent*, so the prepared image records
 //! both sizes and maps boxes back to the original.
 
-use std::io::Cursor;
-
 use base64::Engine;
 use image::{ImageEncoder, RgbImage};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, VlmError};
-
-/// Decoded images larger than this many pixels are refused (a decompression bomb guard).
-const MAX_PIXELS: u64 = 100_000_000;
 
 /// The encoding sent to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -93,26 +88,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Decode any common format to RGB, refusing absurd sizes.
+/// Decode any common format to RGB (Pillow's `convert("RGB")`), refusing absurd sizes.
 pub fn decode_rgb(bytes: &[u8], what: &str) -> Result<RgbImage> {
-    let err = |reason: String| VlmError::Image {
+    earl_image::decode_rgb(bytes, &earl_image::Limits::default()).map_err(|e| VlmError::Image {
         what: what.to_string(),
-        reason,
-    };
-    let mut reader = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4);
-    reader.limits(limits);
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| err(format!("cannot read the header: {e}")))?;
-    if (w as u64) * (h as u64) > MAX_PIXELS || w == 0 || h == 0 {
-        return Err(err(format!("{w}x{h} is outside the accepted size")));
-    }
-    let img = image::load_from_memory(bytes).map_err(|e| err(format!("cannot decode: {e}")))?;
-    Ok(img.to_rgb8())
+        reason: e.to_string(),
+    })
 }
 
 /// The size an image of `w`x`h` is sent at under `prep`.
@@ -146,7 +127,8 @@ pub fn prepare_rgb(rgb: &RgbImage, prep: &ImagePrep, what: &str) -> Result<Prepa
     let sent = if (sw, sh) == (w, h) {
         rgb
     } else {
-        resized = image::imageops::resize(rgb, sw, sh, image::imageops::FilterType::CatmullRom);
+        // Pillow-compatible bicubic, as the model's own processor would resize.
+        resized = earl_image::resize_rgb(rgb, sw, sh);
         &resized
     };
     let mut buf = Vec::with_capacity((sw * sh) as usize);
