@@ -1,39 +1,20 @@
-//! The workspace's binaries, for tests that run them as a user would.
+//! Running the workspace's binaries as a user would.
 //!
-//! Cargo only builds a package's own binaries for its tests, so the end-to-end tests here ask
-//! cargo to build `earl-data` / `earl-train` once (a no-op when fresh) and run them from the
-//! target directory.
+//! The end-to-end tests in `tests/e2e/` are test targets of the package that owns the binary
+//! (e.g. `crates/earl-data/Cargo.toml` lists `tests/e2e/data_*.rs`), so cargo builds the binary
+//! in the same build and hands its path over as `CARGO_BIN_EXE_<name>`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace root")
 }
 
-/// Path to a built binary of the workspace (`earl-data`, `earl-train`).
-pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bin", "earl-data", "--bin", "earl-train"])
-            .current_dir(root())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build of the binaries failed");
-    });
-    // Tests run from target/<profile>/deps/; the binaries sit one level up.
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-    dir.join(name)
-}
-
-/// Runs `earl-data` with `args`, returning its output (stdout, stderr, status).
-pub fn earl_data(args: &[&str]) -> Output {
-    Command::new(bin("earl-data")).args(args).current_dir(root()).output().expect("running earl-data")
+/// Runs a workspace binary (give `env!("CARGO_BIN_EXE_<name>")`) from the workspace root.
+pub fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin).args(args).current_dir(root()).output().expect("running the binary")
 }
 
 /// The project's Python (`.venv`, made by `./setup.sh`), or `None` (with a reason printed)

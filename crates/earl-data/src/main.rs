@@ -4,7 +4,9 @@
 mod bench;
 mod inspect;
 mod ingest_cmd;
+mod tokenize_cmd;
 mod ui;
+mod vlm_cmd;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,16 @@ struct Cli {
 enum Command {
     /// Read a source dataset by recipe into triplet.v1 shards (resumable).
     Ingest(ingest_cmd::IngestArgs),
+    /// VQ-encode triplet.v1 shards into tokens.v1 shards (resumable, batched, CPU or CUDA).
+    Tokenize(tokenize_cmd::TokenizeArgs),
+    /// ingest -> tokenize in one command (omniedit without --source: the bundled sample).
+    Build(tokenize_cmd::BuildArgs),
+    /// Decode a token row back to pictures: source | target side by side, CoT box outlined.
+    Render(tokenize_cmd::RenderArgs),
+    /// Ask a VLM for a reasoning trace and the edit box of every triplet (resumable, cached).
+    CotAnnotate(vlm_cmd::AnnotateArgs),
+    /// Score edited images with VIEScore through a VLM; prints the mean per dataset.
+    Score(vlm_cmd::ScoreArgs),
     /// Merge the per-rank outputs of a distributed run (<dir>/ranks/*) into one dataset.
     Finalize(inspect::FinalizeArgs),
     /// Counts per source and split, image size and aspect histograms, instruction lengths, rejects.
@@ -47,6 +59,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ingest(a) => ingest_cmd::run(a),
+        Command::Tokenize(a) => tokenize_cmd::tokenize(a),
+        Command::Build(a) => tokenize_cmd::build(a),
+        Command::Render(a) => tokenize_cmd::render(a),
+        Command::CotAnnotate(a) => vlm_cmd::run_annotate(a),
+        Command::Score(a) => vlm_cmd::run_score(a),
         Command::Finalize(a) => inspect::finalize(a),
         Command::Stats(a) => inspect::stats(a),
         Command::Query(a) => inspect::query(a),

@@ -5,7 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use earl_format::{Dataset, Triplet};
-use earl_tests::bins::{bin, earl_data, python, text};
+use earl_tests::bins::{python, run, text};
+
+const EARL_DATA: &str = env!("CARGO_BIN_EXE_earl-data");
+
+fn earl_data(args: &[&str]) -> std::process::Output {
+    run(EARL_DATA, args)
+}
 
 fn ids(dir: &Path) -> Vec<String> {
     let ds = Dataset::open(dir).unwrap();
@@ -135,7 +141,7 @@ fn sigkill_at_any_moment_then_rerun_gives_every_row_once() {
     // Kill points spread over the run; each run resumes from the previous one's journal.
     let mut kills = 0;
     for delay_ms in [150u64, 400, 250, 700, 350] {
-        let mut child = Command::new(bin("earl-data")).args(args).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = Command::new(EARL_DATA).current_dir(earl_tests::bins::root()).args(args).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
