@@ -1,0 +1,3 @@
+fn main() {
+    earl_build::link_libtorch();
+}
