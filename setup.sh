@@ -33,7 +33,7 @@ ensure_venv() {
 demo() {
     local out=${EARL_DEMO_OUT:-out/demo}
     log "earl-data build omniedit on datasets/samples/omniedit-mini -> $out/tokens"
-    cargo run --quiet --bin earl-data -- build omniedit --out "$out" --vq tiny-random
+    cargo run --quiet --bin earl-data -- build omniedit --out "$out" --vq tiny-random --image-area 4096
     log "earl-train: 20 SFT steps of the tiny model on those tokens -> $out/run"
     cargo run --quiet --bin earl-train -- --shards "$out/tokens" --config pipelines/sft-tiny.toml \
         --out "$out/run" --max-steps 20
