@@ -9,12 +9,19 @@ use std::process::{Command, Output};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// Runs a workspace binary (give `env!("CARGO_BIN_EXE_<name>")`) from the workspace root.
 pub fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin).args(args).current_dir(root()).output().expect("running the binary")
+    Command::new(bin)
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("running the binary")
 }
 
 /// The project's Python (`.venv`, made by `./setup.sh`), or `None` (with a reason printed)

@@ -1,4 +1,4 @@
 //! Support for the end-to-end tests: loopback servers that speak the real wire protocols.
 
-pub mod fake_vlm;
 pub mod bins;
+pub mod fake_vlm;

@@ -10,7 +10,9 @@ use std::path::Path;
 pub fn link_libtorch() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        println!("cargo:warning=DEP_TCH_LIBTORCH_LIB is unset: add torch-sys as a direct dependency");
+        println!(
+            "cargo:warning=DEP_TCH_LIBTORCH_LIB is unset: add torch-sys as a direct dependency"
+        );
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");

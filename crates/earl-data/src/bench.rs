@@ -34,7 +34,11 @@ pub enum BenchCommand {
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Ingest { rows, side, work } => ingest(rows, side, work),
-        BenchCommand::Resize { images, area, iters } => resize(images, area, iters),
+        BenchCommand::Resize {
+            images,
+            area,
+            iters,
+        } => resize(images, area, iters),
     }
 }
 
@@ -45,7 +49,11 @@ fn ingest(rows: usize, side: u32, work: Option<PathBuf>) -> anyhow::Result<()> {
     let file = input.join("data/train-00000-of-00001.parquet");
     let t = Instant::now();
     let bytes = earl_ingest::synthetic::write_omniedit(&file, rows, side, 256, 7)?;
-    eprintln!("synthetic input: {rows} rows, {:.1} MB, made in {:.1}s", bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+    eprintln!(
+        "synthetic input: {rows} rows, {:.1} MB, made in {:.1}s",
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
     let recipe = Recipe::builtin("omniedit")?;
     let source = Source::local(&input, "parquet", None).map_err(anyhow::Error::msg)?;
     let out = tmp.join("out");
@@ -69,19 +77,26 @@ fn ingest(rows: usize, side: u32, work: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn tempfile_dir(work: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    let dir = work.unwrap_or_else(|| std::env::temp_dir().join(format!("earl-bench-{}", std::process::id())));
+    let dir = work
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("earl-bench-{}", std::process::id())));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
 
 fn resize(images: Vec<PathBuf>, area: u32, iters: usize) -> anyhow::Result<()> {
     let images = if images.is_empty() {
-        let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/image_resize");
-        ["chelsea.png", "coffee.png", "camera.png", "horse.png"].iter().map(|n| golden.join(n)).collect()
+        let golden =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/golden/image_resize");
+        ["chelsea.png", "coffee.png", "camera.png", "horse.png"]
+            .iter()
+            .map(|n| golden.join(n))
+            .collect()
     } else {
         images
     };

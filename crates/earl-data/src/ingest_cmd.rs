@@ -81,7 +81,8 @@ impl IngestCommon {
     pub fn recipe(&self, name: &str) -> anyhow::Result<Recipe> {
         let mut r = match &self.recipe_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 Recipe::parse(&path.display().to_string(), &text)?
             }
             None => Recipe::builtin(name)?,
@@ -130,20 +131,32 @@ pub fn resolve_source(recipe: &Recipe, source: Option<&str>) -> anyhow::Result<S
     let given = match (source, &recipe.hub) {
         (Some(s), _) => s.to_string(),
         (None, Some(hub)) => format!("hub:{hub}"),
-        (None, None) => anyhow::bail!("recipe `{}` has no Hub id: give --source <path or hub id>", recipe.name),
+        (None, None) => anyhow::bail!(
+            "recipe `{}` has no Hub id: give --source <path or hub id>",
+            recipe.name
+        ),
     };
     match earl_hub::Source::parse(&given)? {
-        earl_hub::Source::Local(path) => Source::local(&path, &recipe.format, recipe.files.as_deref())
-            .map_err(anyhow::Error::msg),
+        earl_hub::Source::Local(path) => {
+            Source::local(&path, &recipe.format, recipe.files.as_deref())
+                .map_err(anyhow::Error::msg)
+        }
         earl_hub::Source::Hub(hub) => {
-            let pattern = recipe.files.clone().unwrap_or_else(|| "**/*.parquet".into());
+            let pattern = recipe
+                .files
+                .clone()
+                .unwrap_or_else(|| "**/*.parquet".into());
             tracing::info!(repo = %hub.repo, revision = ?hub.revision, %pattern, "resolving Hub dataset");
             let client = earl_hub::HubClient::from_env()?;
             let files = client.dataset_files(&hub.repo, hub.revision.as_deref(), &pattern)?;
             anyhow::ensure!(!files.is_empty(), "{}: no file matches {pattern}", hub.repo);
             // Snapshot paths are <snapshot>/<repo path>: the snapshot is the root.
             let depth = pattern.matches('/').count() + 1;
-            let root = files[0].ancestors().nth(depth).map(PathBuf::from).unwrap_or_default();
+            let root = files[0]
+                .ancestors()
+                .nth(depth)
+                .map(PathBuf::from)
+                .unwrap_or_default();
             Source::from_files(root, files, &recipe.format).map_err(anyhow::Error::msg)
         }
     }
@@ -155,7 +168,10 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     let opts = a.common.options(a.out.clone())?;
     let summary = earl_ingest::ingest(&recipe, &source, &opts)?;
     if summary.already_complete {
-        eprintln!("ingest: {} is already complete (delete it to start over)", summary.dir.display());
+        eprintln!(
+            "ingest: {} is already complete (delete it to start over)",
+            summary.dir.display()
+        );
     }
     ui::summary("ingest", &summary.dir, &summary.manifest);
     Ok(())

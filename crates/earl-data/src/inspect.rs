@@ -61,7 +61,10 @@ pub struct ResizeArgs {
 }
 
 pub fn finalize(a: FinalizeArgs) -> anyhow::Result<()> {
-    let info = FinishInfo { title: "earl dataset (merged ranks)".into(), ..Default::default() };
+    let info = FinishInfo {
+        title: "earl dataset (merged ranks)".into(),
+        ..Default::default()
+    };
     let m = earl_format::merge_ranks(&a.dir, info)?;
     crate::ui::summary("finalize", &a.dir, &m);
     Ok(())
@@ -73,7 +76,12 @@ pub fn validate(a: ValidateArgs) -> anyhow::Result<()> {
     for p in &r.problems {
         eprintln!("problem: {p}");
     }
-    anyhow::ensure!(r.problems.is_empty(), "{}: {} problems found", a.dir.display(), r.problems.len());
+    anyhow::ensure!(
+        r.problems.is_empty(),
+        "{}: {} problems found",
+        a.dir.display(),
+        r.problems.len()
+    );
     println!(
         "{}: ok — {} shards, {} rows, {} bytes, schema {}",
         a.dir.display(),
@@ -97,13 +105,22 @@ pub fn schema(a: SchemaArgs) -> anyhow::Result<()> {
 }
 
 pub fn resize(a: ResizeArgs) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&a.image).with_context(|| format!("reading {}", a.image.display()))?;
+    let bytes =
+        std::fs::read(&a.image).with_context(|| format!("reading {}", a.image.display()))?;
     let rgb = earl_image::decode_rgb(&bytes, &earl_image::Limits::default())
         .with_context(|| format!("decoding {}", a.image.display()))?;
     let (w, h) = earl_image::smart_size(rgb.width(), rgb.height(), a.area);
     let out = earl_image::resize_rgb(&rgb, w, h);
-    out.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
-    eprintln!("{}x{} -> {}x{} ({})", rgb.width(), rgb.height(), w, h, a.out.display());
+    out.save(&a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "{}x{} -> {}x{} ({})",
+        rgb.width(),
+        rgb.height(),
+        w,
+        h,
+        a.out.display()
+    );
     Ok(())
 }
 
@@ -113,18 +130,29 @@ async fn session(dir: &std::path::Path) -> anyhow::Result<(SessionContext, Manif
     let ctx = SessionContext::new();
     let data = dir.join("data");
     let path = data.to_str().context("dataset path is not UTF-8")?;
-    ctx.register_parquet("data", path, ParquetReadOptions::default().file_extension(".parquet"))
-        .await
-        .with_context(|| format!("registering {path}"))?;
+    ctx.register_parquet(
+        "data",
+        path,
+        ParquetReadOptions::default().file_extension(".parquet"),
+    )
+    .await
+    .with_context(|| format!("registering {path}"))?;
     Ok((ctx, ds.manifest))
 }
 
 async fn sql(ctx: &SessionContext, q: &str) -> anyhow::Result<Vec<RecordBatch>> {
-    Ok(ctx.sql(q).await.with_context(|| format!("in query: {q}"))?.collect().await?)
+    Ok(ctx
+        .sql(q)
+        .await
+        .with_context(|| format!("in query: {q}"))?
+        .collect()
+        .await?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn query(a: QueryArgs) -> anyhow::Result<()> {
@@ -161,7 +189,10 @@ fn print_batches(batches: &[RecordBatch], format: OutFormat) -> anyhow::Result<(
 /// The questions `stats` asks, per schema.
 fn stats_queries(kind: SchemaKind) -> Vec<(&'static str, &'static str)> {
     let common = vec![
-        ("rows per source and split", "SELECT source_dataset, split, count(*) AS rows FROM data GROUP BY 1, 2 ORDER BY 1, 2"),
+        (
+            "rows per source and split",
+            "SELECT source_dataset, split, count(*) AS rows FROM data GROUP BY 1, 2 ORDER BY 1, 2",
+        ),
         (
             "instruction length (characters)",
             "SELECT min(character_length(instruction)) AS min, round(avg(character_length(instruction)), 1) AS mean, \
@@ -189,14 +220,20 @@ fn stats_queries(kind: SchemaKind) -> Vec<(&'static str, &'static str)> {
                 "SELECT round(avg(source_bytes)) AS mean_source, round(avg(target_bytes)) AS mean_target, \
                  sum(source_bytes + target_bytes) AS total FROM data",
             ),
-            ("chain-of-thought status", "SELECT cot_status, count(*) AS rows FROM data GROUP BY 1 ORDER BY 2 DESC"),
+            (
+                "chain-of-thought status",
+                "SELECT cot_status, count(*) AS rows FROM data GROUP BY 1 ORDER BY 2 DESC",
+            ),
         ],
         SchemaKind::Tokens => vec![
             (
                 "code grids",
                 "SELECT source_h, source_w, target_h, target_w, count(*) AS rows FROM data GROUP BY 1, 2, 3, 4 ORDER BY 5 DESC",
             ),
-            ("with chain of thought", "SELECT cot_text IS NOT NULL AS has_cot, count(*) AS rows FROM data GROUP BY 1"),
+            (
+                "with chain of thought",
+                "SELECT cot_text IS NOT NULL AS has_cot, count(*) AS rows FROM data GROUP BY 1",
+            ),
         ],
     };
     common.into_iter().chain(specific).collect()

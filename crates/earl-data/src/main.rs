@@ -2,8 +2,8 @@
 //! options and calls the stage crate that does the work.
 
 mod bench;
-mod inspect;
 mod ingest_cmd;
+mod inspect;
 mod tokenize_cmd;
 mod ui;
 mod vlm_cmd;
@@ -14,7 +14,9 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "earl-data", version, about, long_about = None)]
-#[command(after_help = "Logs go to stderr; set RUST_LOG=debug for more. Exit status 0 means success.")]
+#[command(
+    after_help = "Logs go to stderr; set RUST_LOG=debug for more. Exit status 0 means success."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

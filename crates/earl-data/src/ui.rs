@@ -7,7 +7,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal (logs, CI).
@@ -17,8 +21,10 @@ pub fn progress(what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} rows {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} rows {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(what.to_string());
     bar
@@ -38,14 +44,22 @@ pub struct RankArgs {
 impl RankArgs {
     pub fn resolve(&self) -> anyhow::Result<earl_ingest::Rank> {
         let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-        let world = self.world_size.or_else(|| env("SLURM_ARRAY_TASK_COUNT")).unwrap_or(1);
+        let world = self
+            .world_size
+            .or_else(|| env("SLURM_ARRAY_TASK_COUNT"))
+            .unwrap_or(1);
         let rank = self
             .rank
-            .or_else(|| env("SLURM_ARRAY_TASK_ID").map(|id| id - env("SLURM_ARRAY_TASK_MIN").unwrap_or(0)))
+            .or_else(|| {
+                env("SLURM_ARRAY_TASK_ID").map(|id| id - env("SLURM_ARRAY_TASK_MIN").unwrap_or(0))
+            })
             .or_else(|| env("JOB_COMPLETION_INDEX"))
             .unwrap_or(0);
         anyhow::ensure!(world >= 1, "--world-size must be at least 1");
-        anyhow::ensure!(rank < world, "--rank {rank} is not below --world-size {world}");
+        anyhow::ensure!(
+            rank < world,
+            "--rank {rank} is not below --world-size {world}"
+        );
         Ok(earl_ingest::Rank { rank, world })
     }
 }

@@ -78,11 +78,18 @@ pub struct ScoreArgs {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Runs cot-annotate from `input` to `out`; also used by `build --cot`.
-pub fn annotate(input: PathBuf, out: PathBuf, server: &ServerArgs, template: Option<PathBuf>) -> anyhow::Result<AnnotateSummary> {
+pub fn annotate(
+    input: PathBuf,
+    out: PathBuf,
+    server: &ServerArgs,
+    template: Option<PathBuf>,
+) -> anyhow::Result<AnnotateSummary> {
     let mut opts = AnnotateOptions::new(input, out.clone(), server.client()?);
     opts.template = template;
     if server.max_side.is_some() {
@@ -129,6 +136,10 @@ pub fn run_score(a: ScoreArgs) -> anyhow::Result<()> {
             d.rows, d.scored, d.overall, d.semantic_consistency, d.perceptual_quality
         );
     }
-    anyhow::ensure!(s.failed == 0, "{} rows failed (server errors); rerun the same command to retry them", s.failed);
+    anyhow::ensure!(
+        s.failed == 0,
+        "{} rows failed (server errors); rerun the same command to retry them",
+        s.failed
+    );
     Ok(())
 }

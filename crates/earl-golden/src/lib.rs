@@ -45,27 +45,47 @@ impl Tensor {
 pub fn read_tensors(path: &Path) -> std::collections::BTreeMap<String, Tensor> {
     use safetensors::{Dtype, SafeTensors};
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
+    let st = SafeTensors::deserialize(&bytes)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()));
     st.tensors()
         .into_iter()
         .map(|(name, view)| {
             let data = view.data();
             let values: Vec<f64> = match view.dtype() {
-                Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-                Dtype::F64 => data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect(),
-                Dtype::I64 => data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
-                Dtype::I32 => data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f64).collect(),
+                Dtype::F32 => data
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+                    .collect(),
+                Dtype::F64 => data
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                Dtype::I64 => data
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+                    .collect(),
+                Dtype::I32 => data
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f64)
+                    .collect(),
                 Dtype::U8 => data.iter().map(|&b| b as f64).collect(),
                 Dtype::BOOL => data.iter().map(|&b| b as f64).collect(),
                 other => panic!("{name}: dtype {other:?} not supported by earl-golden"),
             };
-            (name, Tensor { shape: view.shape().to_vec(), values })
+            (
+                name,
+                Tensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            )
         })
         .collect()
 }
 
 /// A JSON file of the golden folder.
 pub fn read_json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }

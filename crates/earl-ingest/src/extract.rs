@@ -56,15 +56,27 @@ impl RawRow {
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, String> {
     batch.column_by_name(name).ok_or_else(|| {
-        let have: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-        format!("missing column `{name}` (the file has: {}); fix the recipe's [columns]", have.join(", "))
+        let have: Vec<String> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        format!(
+            "missing column `{name}` (the file has: {}); fix the recipe's [columns]",
+            have.join(", ")
+        )
     })
 }
 
 fn strings(col: &ArrayRef, name: &str) -> Result<Vec<Option<String>>, String> {
     let utf8 = arrow::compute::cast(col, &DataType::Utf8)
         .map_err(|e| format!("column `{name}` is {}, not text: {e}", col.data_type()))?;
-    Ok(utf8.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
+    Ok(utf8
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
 }
 
 fn floats(col: &ArrayRef, name: &str) -> Result<Vec<Option<f64>>, String> {
@@ -78,7 +90,10 @@ fn images(col: &ArrayRef, name: &str) -> Result<Vec<ImageRef>, String> {
     let binary_at = |a: &ArrayRef| -> Result<Vec<Option<Vec<u8>>>, String> {
         let b = arrow::compute::cast(a, &DataType::Binary)
             .map_err(|e| format!("column `{name}`: cannot read image bytes: {e}"))?;
-        Ok(b.as_binary::<i32>().iter().map(|v| v.map(<[u8]>::to_vec)).collect())
+        Ok(b.as_binary::<i32>()
+            .iter()
+            .map(|v| v.map(<[u8]>::to_vec))
+            .collect())
     };
     match col.data_type() {
         DataType::Struct(_) => {
@@ -126,11 +141,18 @@ fn instruction_lists(col: &ArrayRef, name: &str) -> Result<Vec<Vec<String>>, Str
                         return Vec::new();
                     }
                     let v = list.value(i);
-                    v.as_string::<i32>().iter().flatten().map(str::to_string).collect()
+                    v.as_string::<i32>()
+                        .iter()
+                        .flatten()
+                        .map(str::to_string)
+                        .collect()
                 })
                 .collect())
         }
-        _ => Ok(strings(col, name)?.into_iter().map(|s| s.into_iter().collect()).collect()),
+        _ => Ok(strings(col, name)?
+            .into_iter()
+            .map(|s| s.into_iter().collect())
+            .collect()),
     }
 }
 
@@ -176,7 +198,11 @@ pub(crate) fn from_batch(
     let options = FormatOptions::default();
     let formatters: Vec<(&str, &ArrayRef, ArrayFormatter)> = keep
         .iter()
-        .filter_map(|(name, col)| ArrayFormatter::try_new(col.as_ref(), &options).ok().map(|f| (*name, *col, f)))
+        .filter_map(|(name, col)| {
+            ArrayFormatter::try_new(col.as_ref(), &options)
+                .ok()
+                .map(|f| (*name, *col, f))
+        })
         .collect();
     Ok((0..n)
         .map(|i| {
@@ -187,11 +213,16 @@ pub(crate) fn from_batch(
                     .map(|(name, col, f)| {
                         let text = f.value(i).to_string();
                         let v = if col.data_type().is_numeric() {
-                            text.parse::<f64>().ok().and_then(|x| serde_json::Number::from_f64(x).map(Into::into))
+                            text.parse::<f64>()
+                                .ok()
+                                .and_then(|x| serde_json::Number::from_f64(x).map(Into::into))
                         } else {
                             None
                         };
-                        (name.to_string(), v.unwrap_or(serde_json::Value::String(text)))
+                        (
+                            name.to_string(),
+                            v.unwrap_or(serde_json::Value::String(text)),
+                        )
                     })
                     .collect();
                 serde_json::Value::Object(obj).to_string()
@@ -237,9 +268,10 @@ pub(crate) fn from_json_line(line: &[u8], recipe: &Recipe, locator: String) -> R
     };
     let image = |name: &str| match v.get(name) {
         Some(serde_json::Value::String(p)) => ImageRef::Path(p.clone()),
-        Some(serde_json::Value::Object(o)) => {
-            o.get("path").and_then(|p| p.as_str()).map_or(ImageRef::Missing, |p| ImageRef::Path(p.into()))
-        }
+        Some(serde_json::Value::Object(o)) => o
+            .get("path")
+            .and_then(|p| p.as_str())
+            .map_or(ImageRef::Missing, |p| ImageRef::Path(p.into())),
         _ => ImageRef::Missing,
     };
     let instructions = match get(&c.instructions).or_else(|| get(&c.instruction)) {
@@ -259,7 +291,12 @@ pub(crate) fn from_json_line(line: &[u8], recipe: &Recipe, locator: String) -> R
         source: image(&c.source_image),
         target: image(&c.target_image),
         task: get(&c.task).and_then(text_of),
-        scores: [num(&c.sc_score_1), num(&c.sc_score_2), num(&c.pq_score), num(&c.o_score)],
+        scores: [
+            num(&c.sc_score_1),
+            num(&c.sc_score_2),
+            num(&c.pq_score),
+            num(&c.o_score),
+        ],
         extra: None,
         split: get(&c.split).and_then(text_of),
         defect: None,
@@ -270,7 +307,10 @@ pub(crate) fn from_json_line(line: &[u8], recipe: &Recipe, locator: String) -> R
 /// Why a row is not written.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
-    Reject { reason: &'static str, detail: String },
+    Reject {
+        reason: &'static str,
+        detail: String,
+    },
     /// Below a score filter of the recipe: dropped on purpose, counted.
     Filtered(&'static str),
 }
@@ -289,12 +329,25 @@ pub(crate) fn check(
     }
     let upstream_id = match row.upstream_id {
         Some(id) if !id.trim().is_empty() => id,
-        _ => return Err(reject("missing_id", "the id column is empty or null".into())),
+        _ => {
+            return Err(reject(
+                "missing_id",
+                "the id column is empty or null".into(),
+            ));
+        }
     };
-    let instructions: Vec<String> = row.instructions.iter().map(|s| s.trim().to_string()).collect();
+    let instructions: Vec<String> = row
+        .instructions
+        .iter()
+        .map(|s| s.trim().to_string())
+        .collect();
     let usable: Vec<&String> = instructions.iter().filter(|s| !s.is_empty()).collect();
     if usable.is_empty() {
-        let what = if instructions.is_empty() { "no instruction" } else { "only empty or blank instructions" };
+        let what = if instructions.is_empty() {
+            "no instruction"
+        } else {
+            "only empty or blank instructions"
+        };
         return Err(reject("empty_instruction", format!("{what} for this row")));
     }
     let instruction = match recipe.instruction.choose {
@@ -311,12 +364,16 @@ pub(crate) fn check(
     let names = ["sc_score_1", "sc_score_2", "pq_score", "o_score"];
     for (v, name) in row.scores.iter().zip(names) {
         if v.is_some_and(|x| !x.is_finite()) {
-            return Err(reject("nan_score", format!("{name} is {}", v.unwrap_or_default())));
+            return Err(reject(
+                "nan_score",
+                format!("{name} is {}", v.unwrap_or_default()),
+            ));
         }
     }
     let f = &recipe.filters;
     let [sc1, sc2, pq, o] = row.scores;
-    let below = |v: Option<f64>, min: Option<f32>| min.is_some_and(|m| v.is_none_or(|v| v < m as f64));
+    let below =
+        |v: Option<f64>, min: Option<f32>| min.is_some_and(|m| v.is_none_or(|v| v < m as f64));
     if below(o, f.min_o_score) {
         return Err(Verdict::Filtered("filtered_o_score"));
     }
@@ -330,8 +387,10 @@ pub(crate) fn check(
     if below(pq, f.min_pq_score) {
         return Err(Verdict::Filtered("filtered_pq_score"));
     }
-    let source = load_image(row.source, root, limits).map_err(|(r, d)| reject(r, format!("source image: {d}")))?;
-    let target = load_image(row.target, root, limits).map_err(|(r, d)| reject(r, format!("target image: {d}")))?;
+    let source = load_image(row.source, root, limits)
+        .map_err(|(r, d)| reject(r, format!("source image: {d}")))?;
+    let target = load_image(row.target, root, limits)
+        .map_err(|(r, d)| reject(r, format!("target image: {d}")))?;
     Ok(Triplet {
         id: format!("{}/{}", recipe.name, upstream_id),
         source_dataset: recipe.name.clone(),
@@ -363,27 +422,51 @@ fn load_image(
         ImageRef::Bytes(b) => b,
         ImageRef::Path(p) => {
             let path = root.join(&p);
-            let size = std::fs::metadata(&path).map_err(|e| ("missing_image", format!("{}: {e}", path.display())))?;
+            let size = std::fs::metadata(&path)
+                .map_err(|e| ("missing_image", format!("{}: {e}", path.display())))?;
             if size.len() > limits.max_bytes {
-                return Err(("image_too_large", format!("{} is {} bytes, over {}", path.display(), size.len(), limits.max_bytes)));
+                return Err((
+                    "image_too_large",
+                    format!(
+                        "{} is {} bytes, over {}",
+                        path.display(),
+                        size.len(),
+                        limits.max_bytes
+                    ),
+                ));
             }
-            std::fs::read(&path).map_err(|e| ("missing_image", format!("{}: {e}", path.display())))?
+            std::fs::read(&path)
+                .map_err(|e| ("missing_image", format!("{}: {e}", path.display())))?
         }
-        ImageRef::Missing => return Err(("missing_image", "no image bytes and no readable path".into())),
+        ImageRef::Missing => {
+            return Err((
+                "missing_image",
+                "no image bytes and no readable path".into(),
+            ));
+        }
     };
     if bytes.is_empty() {
         return Err(("empty_image", "0 bytes".into()));
     }
     let info = earl_image::probe(&bytes).map_err(|e| (image_reason(&e), e.to_string()))?;
     earl_image::decode_rgb(&bytes, limits).map_err(|e| (image_reason(&e), e.to_string()))?;
-    Ok(ImageBlob { bytes, width: info.width, height: info.height, format: info.format.as_str().to_string() })
+    Ok(ImageBlob {
+        bytes,
+        width: info.width,
+        height: info.height,
+        format: info.format.as_str().to_string(),
+    })
 }
 
 fn image_reason(e: &earl_image::ImageError) -> &'static str {
     use earl_image::ImageError as E;
     match e {
-        E::UnknownFormat { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => "corrupt_image",
-        E::TooManyBytes { .. } | E::TooManyPixels { .. } | E::DecoderLimit { .. } => "image_too_large",
+        E::UnknownFormat { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
+            "corrupt_image"
+        }
+        E::TooManyBytes { .. } | E::TooManyPixels { .. } | E::DecoderLimit { .. } => {
+            "image_too_large"
+        }
         E::ZeroSized { .. } => "empty_image",
         E::AspectRatio { .. } => "aspect_ratio",
     }

@@ -98,8 +98,14 @@ pub enum RecipeError {
 
 const BUILTIN: &[(&str, &str)] = &[
     ("omniedit", include_str!("../../../datasets/omniedit.toml")),
-    ("magicbrush", include_str!("../../../datasets/magicbrush.toml")),
-    ("humanedit", include_str!("../../../datasets/humanedit.toml")),
+    (
+        "magicbrush",
+        include_str!("../../../datasets/magicbrush.toml"),
+    ),
+    (
+        "humanedit",
+        include_str!("../../../datasets/humanedit.toml"),
+    ),
     ("aurora", include_str!("../../../datasets/aurora.toml")),
     ("vismin", include_str!("../../../datasets/vismin.toml")),
     ("generic", include_str!("../../../datasets/generic.toml")),
@@ -145,13 +151,22 @@ mod tests {
         }
         let omni = Recipe::builtin("omniedit").unwrap();
         assert_eq!(omni.instruction.choose, Choose::Seeded);
-        assert_eq!(omni.columns.instructions.as_deref(), Some("edited_prompt_list"));
+        assert_eq!(
+            omni.columns.instructions.as_deref(),
+            Some("edited_prompt_list")
+        );
     }
 
     #[test]
     fn unknown_names_and_fields_are_errors() {
-        assert!(Recipe::builtin("nope").unwrap_err().to_string().contains("omniedit"));
-        let bad = "name='x'\n[columns]\nsource_image='a'\ntarget_image='b'\ninstruction='c'\nbogus=1\n";
+        assert!(
+            Recipe::builtin("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("omniedit")
+        );
+        let bad =
+            "name='x'\n[columns]\nsource_image='a'\ntarget_image='b'\ninstruction='c'\nbogus=1\n";
         assert!(Recipe::parse("x", bad).is_err());
     }
 }

@@ -86,7 +86,13 @@ pub enum IngestError {
         "{bad} of {read} rows ({pct:.1}%) were rejected, over --max-reject-fraction {max}; \
          the dataset is written to {dir} and the reasons are in its rejects/ folder"
     )]
-    TooManyRejects { bad: u64, read: u64, pct: f64, max: f64, dir: PathBuf },
+    TooManyRejects {
+        bad: u64,
+        read: u64,
+        pct: f64,
+        max: f64,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -105,7 +111,11 @@ struct Chunk {
 }
 
 /// Ingests `source` under `recipe` into `opts.out`. Rerunning after a kill finishes the job.
-pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<IngestSummary, IngestError> {
+pub fn ingest(
+    recipe: &Recipe,
+    source: &Source,
+    opts: &IngestOptions,
+) -> Result<IngestSummary, IngestError> {
     let (all_units, unreadable) = source.units(&opts.default_split);
     let units: Vec<Unit> = all_units
         .into_iter()
@@ -115,15 +125,25 @@ pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<
         .map(|(_, u)| u)
         .collect();
     let dir = if opts.rank.world > 1 {
-        opts.out.join(format!("ranks/rank-{:05}-of-{:05}", opts.rank.rank, opts.rank.world))
+        opts.out.join(format!(
+            "ranks/rank-{:05}-of-{:05}",
+            opts.rank.rank, opts.rank.world
+        ))
     } else {
         opts.out.clone()
     };
     let fingerprint = fingerprint(recipe, source, opts);
-    let mut w = match DatasetWriter::open(&dir, SchemaKind::Triplet, opts.writer.clone(), &fingerprint)? {
-        Opened::Complete(manifest) => return Ok(IngestSummary { dir, manifest, already_complete: true }),
-        Opened::Writer(w) => w,
-    };
+    let mut w =
+        match DatasetWriter::open(&dir, SchemaKind::Triplet, opts.writer.clone(), &fingerprint)? {
+            Opened::Complete(manifest) => {
+                return Ok(IngestSummary {
+                    dir,
+                    manifest,
+                    already_complete: true,
+                });
+            }
+            Opened::Writer(w) => w,
+        };
     let start: Cursor = w
         .resume_cursor()
         .and_then(|c| serde_json::from_value(c.clone()).ok())
@@ -134,10 +154,15 @@ pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<
             w.bad_file(path.display().to_string(), why.clone());
         }
     } else if w.resume_cursor().is_some() {
-        tracing::info!(unit = start.unit, row = start.row, "resuming an interrupted ingest");
+        tracing::info!(
+            unit = start.unit,
+            row = start.row,
+            "resuming an interrupted ingest"
+        );
     }
     let total: u64 = units.iter().map(|u| u.rows).sum();
-    opts.progress.set_length(opts.limit.map_or(total, |l| l.min(total.max(l))));
+    opts.progress
+        .set_length(opts.limit.map_or(total, |l| l.min(total.max(l))));
     opts.progress.set_position(w.counts().read);
 
     let budget = opts.limit.map(|l| l.saturating_sub(w.counts().read));
@@ -146,7 +171,9 @@ pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<
         std::thread::scope(|scope| -> Result<(), IngestError> {
             let (tx, rx) = sync_channel::<Chunk>(2);
             let units = &units;
-            scope.spawn(move || read_units(source, recipe, units, start, opts.batch_rows, budget, tx));
+            scope.spawn(move || {
+                read_units(source, recipe, units, start, opts.batch_rows, budget, tx)
+            });
             for chunk in rx {
                 let name = source.files[units[chunk.unit].file].display().to_string();
                 let rows = match chunk.rows {
@@ -154,13 +181,19 @@ pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<
                     Err(why) => {
                         tracing::warn!(file = %name, "skipping the rest of an unreadable file: {why}");
                         w.bad_file(name, why);
-                        cursor = Cursor { unit: chunk.unit + 1, row: 0 };
+                        cursor = Cursor {
+                            unit: chunk.unit + 1,
+                            row: 0,
+                        };
                         w.commit(serde_json::to_value(cursor).unwrap_or_default())?;
                         continue;
                     }
                 };
                 write_rows(&mut w, rows, recipe, source, &units[chunk.unit], opts)?;
-                cursor = Cursor { unit: chunk.unit, row: chunk.end };
+                cursor = Cursor {
+                    unit: chunk.unit,
+                    row: chunk.end,
+                };
                 w.commit(serde_json::to_value(cursor).unwrap_or_default())?;
             }
             Ok(())
@@ -191,7 +224,11 @@ pub fn ingest(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> Result<
             dir,
         });
     }
-    Ok(IngestSummary { dir, manifest, already_complete: false })
+    Ok(IngestSummary {
+        dir,
+        manifest,
+        already_complete: false,
+    })
 }
 
 /// Checks a chunk's rows in parallel and hands the good ones to the writer, in order.
@@ -208,11 +245,16 @@ fn write_rows(
         .into_par_iter()
         .map(|row| {
             let (loc, id) = (row.locator.clone(), row.upstream_id.clone());
-            (loc, id, check(row, recipe, &source.root, &unit.split, &opts.limits))
+            (
+                loc,
+                id,
+                check(row, recipe, &source.root, &unit.split, &opts.limits),
+            )
         })
         .collect();
     w.count_read(n);
-    let mut by_split: std::collections::BTreeMap<String, (Vec<Triplet>, Vec<String>)> = Default::default();
+    let mut by_split: std::collections::BTreeMap<String, (Vec<Triplet>, Vec<String>)> =
+        Default::default();
     for (locator, id, result) in checked {
         match result {
             Ok(t) => {
@@ -252,7 +294,11 @@ fn read_units(
     for (i, unit) in units.iter().enumerate().skip(start.unit) {
         let first = if i == start.unit { start.row } else { 0 };
         let path = &source.files[unit.file];
-        let name = path.strip_prefix(&source.root).unwrap_or(path).display().to_string();
+        let name = path
+            .strip_prefix(&source.root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
         let mut send = |end: u64, rows: Result<Vec<RawRow>, String>| -> bool {
             let rows = rows.map(|mut r| {
                 if let Some(b) = budget.as_mut() {
@@ -264,7 +310,9 @@ fn read_units(
             tx.send(Chunk { unit: i, end, rows }).is_ok() && budget != Some(0)
         };
         let go_on = match source.format {
-            SourceFormat::Parquet => read_parquet(path, unit, first, batch_rows, recipe, &name, &mut send),
+            SourceFormat::Parquet => {
+                read_parquet(path, unit, first, batch_rows, recipe, &name, &mut send)
+            }
             SourceFormat::Arrow => read_arrow(path, first, batch_rows, recipe, &name, &mut send),
             SourceFormat::Jsonl => read_jsonl(path, first, batch_rows, recipe, &name, &mut send),
         };
@@ -276,7 +324,15 @@ fn read_units(
 
 type Send<'a> = dyn FnMut(u64, Result<Vec<RawRow>, String>) -> bool + 'a;
 
-fn read_parquet(path: &Path, unit: &Unit, first: u64, batch_rows: usize, recipe: &Recipe, name: &str, send: &mut Send) -> bool {
+fn read_parquet(
+    path: &Path,
+    unit: &Unit,
+    first: u64,
+    batch_rows: usize,
+    recipe: &Recipe,
+    name: &str,
+    send: &mut Send,
+) -> bool {
     let reader = File::open(path)
         .map_err(|e| e.to_string())
         .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| e.to_string()))
@@ -310,10 +366,18 @@ fn read_parquet(path: &Path, unit: &Unit, first: u64, batch_rows: usize, recipe:
     true
 }
 
-fn read_arrow(path: &Path, first: u64, batch_rows: usize, recipe: &Recipe, name: &str, send: &mut Send) -> bool {
-    let reader = File::open(path)
-        .map_err(|e| e.to_string())
-        .and_then(|f| arrow::ipc::reader::StreamReader::try_new(BufReader::new(f), None).map_err(|e| format!("not an Arrow stream: {e}")));
+fn read_arrow(
+    path: &Path,
+    first: u64,
+    batch_rows: usize,
+    recipe: &Recipe,
+    name: &str,
+    send: &mut Send,
+) -> bool {
+    let reader = File::open(path).map_err(|e| e.to_string()).and_then(|f| {
+        arrow::ipc::reader::StreamReader::try_new(BufReader::new(f), None)
+            .map_err(|e| format!("not an Arrow stream: {e}"))
+    });
     let reader = match reader {
         Ok(r) => r,
         Err(e) => return send(first, Err(e)),
@@ -322,7 +386,9 @@ fn read_arrow(path: &Path, first: u64, batch_rows: usize, recipe: &Recipe, name:
     for batch in reader {
         let batch = match batch {
             Ok(b) => b,
-            Err(e) => return send(row.max(first), Err(format!("reading rows from {row}: {e}"))) && false,
+            Err(e) => {
+                return send(row.max(first), Err(format!("reading rows from {row}: {e}"))) && false;
+            }
         };
         let mut off = 0usize;
         while off < batch.num_rows() {
@@ -343,7 +409,14 @@ fn read_arrow(path: &Path, first: u64, batch_rows: usize, recipe: &Recipe, name:
     true
 }
 
-fn read_jsonl(path: &Path, first: u64, batch_rows: usize, recipe: &Recipe, name: &str, send: &mut Send) -> bool {
+fn read_jsonl(
+    path: &Path,
+    first: u64,
+    batch_rows: usize,
+    recipe: &Recipe,
+    name: &str,
+    send: &mut Send,
+) -> bool {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) => return send(first, Err(e.to_string())),
@@ -380,7 +453,11 @@ fn fingerprint(recipe: &Recipe, source: &Source, opts: &IngestOptions) -> String
         .files
         .iter()
         .map(|f| {
-            let rel = f.strip_prefix(&source.root).unwrap_or(f).display().to_string();
+            let rel = f
+                .strip_prefix(&source.root)
+                .unwrap_or(f)
+                .display()
+                .to_string();
             (rel, std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
         })
         .collect();

@@ -57,7 +57,10 @@ impl Source {
             "arrow" => SourceFormat::Arrow,
             "jsonl" => SourceFormat::Jsonl,
             _ => guess_format(&files).ok_or_else(|| {
-                format!("{}: found no .parquet, .arrow or .jsonl files", path.display())
+                format!(
+                    "{}: found no .parquet, .arrow or .jsonl files",
+                    path.display()
+                )
             })?,
         };
         let ext = match format {
@@ -69,7 +72,10 @@ impl Source {
         if let Some(p) = pattern.filter(|_| path.is_dir()) {
             let matching: Vec<PathBuf> = files
                 .iter()
-                .filter(|f| f.strip_prefix(&root).is_ok_and(|r| glob_match(p, &r.to_string_lossy())))
+                .filter(|f| {
+                    f.strip_prefix(&root)
+                        .is_ok_and(|r| glob_match(p, &r.to_string_lossy()))
+                })
                 .cloned()
                 .collect();
             // A folder that does not mirror the Hub layout still works: fall back to all files.
@@ -80,11 +86,19 @@ impl Source {
         if files.is_empty() {
             return Err(format!("{}: no .{ext} files found", path.display()));
         }
-        Ok(Source { root, format, files })
+        Ok(Source {
+            root,
+            format,
+            files,
+        })
     }
 
     /// Files already listed (e.g. a Hub snapshot), relative image paths resolved from `root`.
-    pub fn from_files(root: PathBuf, mut files: Vec<PathBuf>, format: &str) -> Result<Source, String> {
+    pub fn from_files(
+        root: PathBuf,
+        mut files: Vec<PathBuf>,
+        format: &str,
+    ) -> Result<Source, String> {
         files.sort();
         let format = match format {
             "arrow" => SourceFormat::Arrow,
@@ -95,7 +109,11 @@ impl Source {
         if files.is_empty() {
             return Err("no files".into());
         }
-        Ok(Source { root, format, files })
+        Ok(Source {
+            root,
+            format,
+            files,
+        })
     }
 
     /// The units of every file, with the split each belongs to, and the files that could
@@ -107,15 +125,22 @@ impl Source {
             let split = split_of(path, &self.root).unwrap_or_else(|| default_split.to_string());
             match self.format {
                 SourceFormat::Parquet => match parquet_row_groups(path) {
-                    Ok(groups) => units.extend(groups.into_iter().enumerate().map(|(g, rows)| Unit {
-                        file: i,
-                        row_group: Some(g),
-                        rows,
-                        split: split.clone(),
-                    })),
+                    Ok(groups) => {
+                        units.extend(groups.into_iter().enumerate().map(|(g, rows)| Unit {
+                            file: i,
+                            row_group: Some(g),
+                            rows,
+                            split: split.clone(),
+                        }))
+                    }
                     Err(e) => bad.push((path.clone(), e)),
                 },
-                _ => units.push(Unit { file: i, row_group: None, rows: 0, split }),
+                _ => units.push(Unit {
+                    file: i,
+                    row_group: None,
+                    rows: 0,
+                    split,
+                }),
             }
         }
         (units, bad)
@@ -125,7 +150,9 @@ impl Source {
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if hidden {
             continue;
         }
@@ -139,17 +166,30 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn guess_format(files: &[PathBuf]) -> Option<SourceFormat> {
-    let has = |ext: &str| files.iter().any(|f| f.extension().is_some_and(|e| e == ext));
-    [("parquet", SourceFormat::Parquet), ("arrow", SourceFormat::Arrow), ("jsonl", SourceFormat::Jsonl)]
-        .into_iter()
-        .find(|(ext, _)| has(ext))
-        .map(|(_, f)| f)
+    let has = |ext: &str| {
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == ext))
+    };
+    [
+        ("parquet", SourceFormat::Parquet),
+        ("arrow", SourceFormat::Arrow),
+        ("jsonl", SourceFormat::Jsonl),
+    ]
+    .into_iter()
+    .find(|(ext, _)| has(ext))
+    .map(|(_, f)| f)
 }
 
 fn parquet_row_groups(path: &Path) -> Result<Vec<u64>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let reader = SerializedFileReader::new(file).map_err(|e| format!("unreadable Parquet: {e}"))?;
-    Ok(reader.metadata().row_groups().iter().map(|g| g.num_rows() as u64).collect())
+    Ok(reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows() as u64)
+        .collect())
 }
 
 const SPLITS: &[&str] = &["train", "validation", "valid", "val", "dev", "test"];
@@ -157,7 +197,11 @@ const SPLITS: &[&str] = &["train", "validation", "valid", "val", "dev", "test"];
 /// The split a file belongs to: `train-00000-of-00004.parquet` or `train/…` say `train`.
 fn split_of(path: &Path, root: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_string();
-    let head = stem.split(['-', '_', '.']).next().unwrap_or_default().to_string();
+    let head = stem
+        .split(['-', '_', '.'])
+        .next()
+        .unwrap_or_default()
+        .to_string();
     if SPLITS.contains(&head.as_str()) {
         return Some(head);
     }
@@ -195,7 +239,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("data/*.parquet", "data/train-00000-of-00001.parquet"));
+        assert!(glob_match(
+            "data/*.parquet",
+            "data/train-00000-of-00001.parquet"
+        ));
         assert!(glob_match("data/train-*", "data/train-1.parquet"));
         assert!(!glob_match("data/dev-*", "data/train-1.parquet"));
         assert!(glob_match("*", "x"));
@@ -204,8 +251,14 @@ mod tests {
     #[test]
     fn splits_from_names() {
         let root = Path::new("/r");
-        assert_eq!(split_of(Path::new("/r/data/dev-00001-of-00004.parquet"), root).as_deref(), Some("dev"));
-        assert_eq!(split_of(Path::new("/r/data/train/data-00000-of-00001.arrow"), root).as_deref(), Some("train"));
+        assert_eq!(
+            split_of(Path::new("/r/data/dev-00001-of-00004.parquet"), root).as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            split_of(Path::new("/r/data/train/data-00000-of-00001.arrow"), root).as_deref(),
+            Some("train")
+        );
         assert_eq!(split_of(Path::new("/r/metadata.jsonl"), root), None);
     }
 }

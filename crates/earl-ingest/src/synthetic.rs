@@ -16,7 +16,13 @@ use parquet::file::properties::WriterProperties;
 
 /// Writes `rows` OmniEdit-layout rows with `side`x`side` images (alternately PNG and JPEG)
 /// to `path`, in row groups of `group` rows. Deterministic for a given `seed`.
-pub fn write_omniedit(path: &Path, rows: usize, side: u32, group: usize, seed: u64) -> std::io::Result<u64> {
+pub fn write_omniedit(
+    path: &Path,
+    rows: usize,
+    side: u32,
+    group: usize,
+    seed: u64,
+) -> std::io::Result<u64> {
     let image_fields = Fields::from(vec![
         Field::new("bytes", DataType::Binary, true),
         Field::new("path", DataType::Utf8, true),
@@ -26,7 +32,11 @@ pub fn write_omniedit(path: &Path, rows: usize, side: u32, group: usize, seed: u
         Field::new("task", DataType::Utf8, true),
         Field::new("src_img", DataType::Struct(image_fields.clone()), true),
         Field::new("edited_img", DataType::Struct(image_fields.clone()), true),
-        Field::new("edited_prompt_list", DataType::new_list(DataType::Utf8, true), true),
+        Field::new(
+            "edited_prompt_list",
+            DataType::new_list(DataType::Utf8, true),
+            true,
+        ),
         Field::new("width", DataType::Int64, true),
         Field::new("height", DataType::Int64, true),
         Field::new("sc_score_1", DataType::Int64, true),
@@ -37,24 +47,35 @@ pub fn write_omniedit(path: &Path, rows: usize, side: u32, group: usize, seed: u
         Field::new("o_score", DataType::Float64, true),
     ]));
     let file = File::create(path)?;
-    let props = WriterProperties::builder().set_max_row_group_row_count(Some(group)).build();
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .build();
+    let mut w =
+        ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(std::io::Error::other)?;
     let mut start = 0;
     while start < rows {
         let n = group.min(rows - start);
-        let ids: Vec<String> = (start..start + n).map(|i| format!("synthetic_{seed}_{i:07}")).collect();
+        let ids: Vec<String> = (start..start + n)
+            .map(|i| format!("synthetic_{seed}_{i:07}"))
+            .collect();
         let image_col = |salt: u64| -> ArrayRef {
             let mut b = BinaryBuilder::new();
             for i in start..start + n {
                 b.append_value(encode_image(side, seed ^ salt ^ i as u64, i % 2 == 0));
             }
             let paths: ArrayRef = Arc::new(StringArray::new_null(n));
-            Arc::new(StructArray::new(image_fields.clone(), vec![Arc::new(b.finish()), paths], None))
+            Arc::new(StructArray::new(
+                image_fields.clone(),
+                vec![Arc::new(b.finish()), paths],
+                None,
+            ))
         };
         let mut prompts = ListBuilder::new(StringBuilder::new());
         for i in start..start + n {
             for k in 0..3 {
-                prompts.values().append_value(format!("Make picture {i} brighter (phrasing {k})."));
+                prompts
+                    .values()
+                    .append_value(format!("Make picture {i} brighter (phrasing {k})."));
             }
             prompts.append(true);
         }
@@ -87,11 +108,20 @@ pub fn write_omniedit(path: &Path, rows: usize, side: u32, group: usize, seed: u
 fn encode_image(side: u32, seed: u64, png: bool) -> Vec<u8> {
     let tint = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
     let img = image::RgbImage::from_fn(side, side, |x, y| {
-        image::Rgb([(x * 255 / side) as u8, (y * 255 / side) as u8, tint ^ ((x + y) as u8)])
+        image::Rgb([
+            (x * 255 / side) as u8,
+            (y * 255 / side) as u8,
+            tint ^ ((x + y) as u8),
+        ])
     });
     let mut out = Cursor::new(Vec::new());
-    let format = if png { image::ImageFormat::Png } else { image::ImageFormat::Jpeg };
+    let format = if png {
+        image::ImageFormat::Png
+    } else {
+        image::ImageFormat::Jpeg
+    };
     // Encoding an in-memory RGB image into a Vec cannot fail for these formats.
-    img.write_to(&mut out, format).expect("encoding a synthetic image");
+    img.write_to(&mut out, format)
+        .expect("encoding a synthetic image");
     out.into_inner()
 }
