@@ -51,8 +51,10 @@ run_tests() {
 
 ensure_rust
 ensure_venv
-# torch-sys finds libtorch through `python3 -c "import torch"`: the venv's python must come first.
-export VIRTUAL_ENV="$ROOT/.venv" PATH="$ROOT/.venv/bin:$PATH"
+# torch-sys finds libtorch through `python -c "import torch"`: the venv's python must come first.
+# Any value of LIBTORCH_USE_PYTORCH turns that on; naming the venv in it makes cargo rebuild
+# torch-sys (and so the rpath) when the checkout, and with it the venv, moves.
+export VIRTUAL_ENV="$ROOT/.venv" PATH="$ROOT/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH="$ROOT/.venv"
 case "${1:-}" in
     "") log "ready: ./setup.sh demo runs the demo, ./setup.sh test the tests" ;;
     demo) demo ;;

@@ -235,7 +235,7 @@ async fn a_killed_score_run_resumes_without_asking_answered_requests_again() {
     assert_eq!(s.skipped as usize, done_before);
     assert_eq!((s.scored + s.skipped, s.failed), (15, 1));
     // Two answers per row with images (15 rows); only those not stored are asked for.
-    assert!(stored >= 1 && stored < 30, "stored {stored}");
+    assert!((1..30).contains(&stored), "stored {stored}");
     assert_eq!(server.requests() - before, 30 - stored);
     let ids: std::collections::HashSet<String> =
         read_scores(&out).into_iter().map(|r| r.id).collect();

@@ -137,6 +137,19 @@ pub struct BuildArgs {
     pub common: IngestCommon,
     #[command(flatten)]
     pub stage: TokenizeStage,
+    /// Ask a VLM for a reasoning trace and edit box of every triplet between ingest and
+    /// tokenize (cot-annotate into <out>/annotated); needs --endpoint and --model.
+    #[arg(long, requires_all = ["endpoint", "model"])]
+    pub cot: bool,
+    /// With --cot: the OpenAI-compatible server root, e.g. http://localhost:8000.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With --cot: the served model name, e.g. Qwen/Qwen2.5-VL-72B-Instruct.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// With --cot: requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
 }
 
 /// The bundled sample, found from the working directory or from the source tree this binary
@@ -170,9 +183,28 @@ pub fn build(a: BuildArgs) -> anyhow::Result<()> {
     let source = crate::ingest_cmd::resolve_source(&recipe, source.as_deref())?;
     let ingest = earl_ingest::ingest(&recipe, &source, &a.common.options(a.out.join("triplets"))?)?;
 
-    // A later `--cot` stage (earl_vlm::annotate) runs here, on ingest.dir, and tokenize then
-    // reads its annotated triplets instead.
-    let triplets = ingest.dir.clone();
+    let triplets = match (a.cot, &a.endpoint, &a.model) {
+        (true, Some(endpoint), Some(model)) => {
+            let server = crate::vlm_cmd::ServerArgs {
+                endpoint: endpoint.clone(),
+                model: model.clone(),
+                concurrency: a.concurrency,
+                timeout: 120,
+                api_key_env: "OPENAI_API_KEY".into(),
+                api_key_file: None,
+                max_side: None,
+            };
+            let annotated = a.out.join("annotated").join(
+                ingest
+                    .dir
+                    .strip_prefix(a.out.join("triplets"))
+                    .unwrap_or(Path::new("")),
+            );
+            crate::vlm_cmd::annotate(ingest.dir.clone(), annotated.clone(), &server, None)?;
+            annotated
+        }
+        _ => ingest.dir.clone(),
+    };
 
     // Each rank tokenizes the triplets it ingested, into the matching rank folder of tokens.
     let rank = a.common.rank.resolve()?;

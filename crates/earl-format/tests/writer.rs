@@ -11,7 +11,7 @@ fn triplet(i: usize) -> Triplet {
         id: format!("test/{i}"),
         source_dataset: "test".into(),
         upstream_id: i.to_string(),
-        split: if i % 5 == 0 {
+        split: if i.is_multiple_of(5) {
             "validation".into()
         } else {
             "train".into()

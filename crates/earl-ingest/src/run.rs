@@ -357,10 +357,13 @@ fn read_parquet(
         let rows = batch
             .map_err(|e| format!("reading rows from {row}: {e}"))
             .and_then(|b| from_batch(&b, recipe, name, rg_start + row));
-        let ok = rows.is_ok();
+        let failed = rows.is_err();
         row += rows.as_ref().map_or(0, |r| r.len() as u64);
-        if !send(row, rows) || !ok {
-            return ok;
+        // After an unreadable part, go on with the next unit: the rest of this one is lost
+        // and reported as a bad file.
+        let more = send(row, rows);
+        if !more || failed {
+            return more;
         }
     }
     true
@@ -387,7 +390,7 @@ fn read_arrow(
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {
-                return send(row.max(first), Err(format!("reading rows from {row}: {e}"))) && false;
+                return send(row.max(first), Err(format!("reading rows from {row}: {e}")));
             }
         };
         let mut off = 0usize;

@@ -76,7 +76,7 @@ fn tokens_match_direct_encoding_and_resume_writes_each_row_once() {
     let tmp = tempfile::tempdir().unwrap();
     let input = triplets(tmp.path());
     let model = model();
-    let source_rows: Vec<Triplet> = rows_of(&input, |b| Triplet::from_batch(b));
+    let source_rows: Vec<Triplet> = rows_of(&input, Triplet::from_batch);
     assert_eq!(source_rows.len(), 24);
 
     // One uninterrupted run.
@@ -89,7 +89,7 @@ fn tokens_match_direct_encoding_and_resume_writes_each_row_once() {
     );
     assert_eq!(s.images, 48);
     assert_eq!(m.extra["vq_checkpoint"], model.checkpoint_id());
-    let rows: Vec<TokenRow> = rows_of(&full, |b| TokenRow::from_batch(b));
+    let rows: Vec<TokenRow> = rows_of(&full, TokenRow::from_batch);
     assert_eq!(rows.len(), 24);
     for (row, t) in rows.iter().zip(&source_rows) {
         assert_eq!(
@@ -141,7 +141,7 @@ fn tokens_match_direct_encoding_and_resume_writes_each_row_once() {
         assert!(runs < 10, "tokenize never finished");
     }
     assert!(runs >= 3, "the job was interrupted ({runs} runs)");
-    let resumed: Vec<TokenRow> = rows_of(&parts, |b| TokenRow::from_batch(b));
+    let resumed: Vec<TokenRow> = rows_of(&parts, TokenRow::from_batch);
     let m = Dataset::open(&parts).unwrap().manifest;
     assert_eq!(
         (m.counts.read, m.counts.written, m.counts.duplicate),
@@ -228,7 +228,7 @@ fn broken_images_are_rejected_and_the_cot_box_is_rescaled() {
         "{rejects}"
     );
 
-    let rows: Vec<TokenRow> = rows_of(&out, |b| TokenRow::from_batch(b));
+    let rows: Vec<TokenRow> = rows_of(&out, TokenRow::from_batch);
     let row = &rows[0];
     assert_eq!(row.cot_text.as_deref(), Some("the left half"));
     // 200x100 at area 4096 -> 91x45: the box scales by 91/200 and 45/100.
