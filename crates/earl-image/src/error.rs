@@ -64,3 +64,21 @@ pub enum ImageError {
         reason: String,
     },
 }
+
+impl ImageError {
+    /// The short reason code the data stages record in `rejects/` (`corrupt_image`,
+    /// `image_too_large`, `empty_image`, `aspect_ratio`).
+    pub fn reason_code(&self) -> &'static str {
+        use ImageError as E;
+        match self {
+            E::UnknownFormat { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
+                "corrupt_image"
+            }
+            E::TooManyBytes { .. } | E::TooManyPixels { .. } | E::DecoderLimit { .. } => {
+                "image_too_large"
+            }
+            E::ZeroSized { .. } => "empty_image",
+            E::AspectRatio { .. } => "aspect_ratio",
+        }
+    }
+}

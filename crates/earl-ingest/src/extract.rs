@@ -448,26 +448,12 @@ fn load_image(
     if bytes.is_empty() {
         return Err(("empty_image", "0 bytes".into()));
     }
-    let info = earl_image::probe(&bytes).map_err(|e| (image_reason(&e), e.to_string()))?;
-    earl_image::decode_rgb(&bytes, limits).map_err(|e| (image_reason(&e), e.to_string()))?;
+    let info = earl_image::probe(&bytes).map_err(|e| (e.reason_code(), e.to_string()))?;
+    earl_image::decode_rgb(&bytes, limits).map_err(|e| (e.reason_code(), e.to_string()))?;
     Ok(ImageBlob {
         bytes,
         width: info.width,
         height: info.height,
         format: info.format.as_str().to_string(),
     })
-}
-
-fn image_reason(e: &earl_image::ImageError) -> &'static str {
-    use earl_image::ImageError as E;
-    match e {
-        E::UnknownFormat { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
-            "corrupt_image"
-        }
-        E::TooManyBytes { .. } | E::TooManyPixels { .. } | E::DecoderLimit { .. } => {
-            "image_too_large"
-        }
-        E::ZeroSized { .. } => "empty_image",
-        E::AspectRatio { .. } => "aspect_ratio",
-    }
 }

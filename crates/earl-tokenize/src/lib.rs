@@ -23,7 +23,7 @@ pub use bench::{TokenizeBenchRow, TokenizeBenchSpec, bench_tokenize, format_benc
 /// The VQ crate this one runs, so binaries can parse devices and name the model type.
 pub use earl_vq;
 pub use error::TokenizeError;
-pub use prep::{Prepared, image_reason, prepare, rescale_bbox};
+pub use prep::{Prepared, prepare, rescale_bbox};
 pub use render::{codes_to_image, find_row, render_row};
 pub use run::{Rank, TokenizeOptions, TokenizeSummary, tokenize};
 pub use vq::VqSource;

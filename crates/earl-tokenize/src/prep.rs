@@ -1,6 +1,6 @@
 //! The CPU half of tokenizing one image: decode, RGB, smart resize, scale to [-1, 1].
 
-use earl_image::{ImageError, Limits, decode_rgb, resize_rgb, smart_size, to_pixel_values};
+use earl_image::{Limits, decode_rgb, resize_rgb, smart_size, to_pixel_values};
 
 /// An image as the encoder takes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,7 @@ pub fn prepare(
     limits: &Limits,
     min_side: u32,
 ) -> Result<Prepared, (&'static str, String)> {
-    let rgb = decode_rgb(bytes, limits).map_err(|e| (image_reason(&e), e.to_string()))?;
+    let rgb = decode_rgb(bytes, limits).map_err(|e| (e.reason_code(), e.to_string()))?;
     let orig = rgb.dimensions();
     let (w, h) = smart_size(orig.0, orig.1, area);
     if w < min_side || h < min_side {
@@ -40,21 +40,6 @@ pub fn prepare(
         size: (w, h),
         pixels: to_pixel_values(&resized),
     })
-}
-
-/// The reject reason code of an image error (the same codes as ingest).
-pub fn image_reason(e: &ImageError) -> &'static str {
-    use ImageError as E;
-    match e {
-        E::UnknownFormat { .. } | E::UnsupportedFormat { .. } | E::Corrupt { .. } => {
-            "corrupt_image"
-        }
-        E::TooManyBytes { .. } | E::TooManyPixels { .. } | E::DecoderLimit { .. } => {
-            "image_too_large"
-        }
-        E::ZeroSized { .. } => "empty_image",
-        E::AspectRatio { .. } => "aspect_ratio",
-    }
 }
 
 /// A `[x1, y1, x2, y2]` box in pixels of an image of size `from` moved to one of size `to`
