@@ -208,10 +208,7 @@ pub fn build(a: BuildArgs) -> anyhow::Result<()> {
 
     // Each rank tokenizes the triplets it ingested, into the matching rank folder of tokens.
     let rank = a.common.rank.resolve()?;
-    let mut tokens = a.out.join("tokens");
-    if rank.world > 1 {
-        tokens = tokens.join(format!("ranks/rank-{:05}-of-{:05}", rank.rank, rank.world));
-    }
+    let tokens = rank.output_dir(&a.out.join("tokens"));
     let o = a.stage.options(triplets, tokens);
     let s = earl_tokenize::tokenize(&model, &o)?;
     let m = s

@@ -30,7 +30,7 @@ pub use manifest::{Counts, Manifest, RejectSummary, ShardEntry};
 pub use reader::{Dataset, ValidationReport, read_shard};
 pub use records::{Cot, ImageBlob, Scores, TokenRow, Triplet};
 pub use schema::SchemaKind;
-pub use writer::{DatasetWriter, FinishInfo, Opened, Reject, WriterOptions, merge_ranks};
+pub use writer::{DatasetWriter, FinishInfo, Opened, Rank, Reject, WriterOptions, merge_ranks};
 
 /// The version of the tool, recorded in every manifest.
 pub const TOOL_VERSION: &str = concat!("earl ", env!("CARGO_PKG_VERSION"));

@@ -55,6 +55,31 @@ impl WriterOptions {
     }
 }
 
+/// This process's share of a distributed run: input unit `i` belongs to rank `i % world`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rank {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Default for Rank {
+    fn default() -> Self {
+        Rank { rank: 0, world: 1 }
+    }
+}
+
+impl Rank {
+    /// Where this rank writes under `out`: `out` itself alone, else
+    /// `out/ranks/rank-RRRRR-of-WWWWW` (merged by [`merge_ranks`]).
+    pub fn output_dir(&self, out: &Path) -> PathBuf {
+        if self.world > 1 {
+            out.join(format!("ranks/rank-{:05}-of-{:05}", self.rank, self.world))
+        } else {
+            out.to_path_buf()
+        }
+    }
+}
+
 /// A rejected input row: where it came from, its id if known, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reject {

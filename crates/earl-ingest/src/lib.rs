@@ -12,6 +12,7 @@ mod run;
 mod source;
 pub mod synthetic;
 
+pub use earl_format::Rank;
 pub use recipe::{Choose, Columns, Filters, InstructionRule, Recipe, RecipeError};
-pub use run::{IngestError, IngestOptions, IngestSummary, Rank, ingest};
+pub use run::{IngestError, IngestOptions, IngestSummary, ingest};
 pub use source::{Source, SourceFormat, Unit};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
 use earl_format::{
-    DatasetWriter, FinishInfo, FormatError, Manifest, Opened, Reject, SchemaKind, Triplet,
+    DatasetWriter, FinishInfo, FormatError, Manifest, Opened, Rank, Reject, SchemaKind, Triplet,
     WriterOptions,
 };
 use indicatif::ProgressBar;
@@ -18,19 +18,6 @@ use sha2::{Digest, Sha256};
 use crate::extract::{RawRow, Verdict, check, from_batch, from_json_line};
 use crate::recipe::Recipe;
 use crate::source::{Source, SourceFormat, Unit};
-
-/// This process's share of a distributed run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rank {
-    pub rank: usize,
-    pub world: usize,
-}
-
-impl Default for Rank {
-    fn default() -> Self {
-        Rank { rank: 0, world: 1 }
-    }
-}
 
 pub struct IngestOptions {
     pub out: PathBuf,
@@ -124,14 +111,7 @@ pub fn ingest(
         .filter(|(i, _)| i % opts.rank.world == opts.rank.rank)
         .map(|(_, u)| u)
         .collect();
-    let dir = if opts.rank.world > 1 {
-        opts.out.join(format!(
-            "ranks/rank-{:05}-of-{:05}",
-            opts.rank.rank, opts.rank.world
-        ))
-    } else {
-        opts.out.clone()
-    };
+    let dir = opts.rank.output_dir(&opts.out);
     let fingerprint = fingerprint(recipe, source, opts);
     let mut w =
         match DatasetWriter::open(&dir, SchemaKind::Triplet, opts.writer.clone(), &fingerprint)? {

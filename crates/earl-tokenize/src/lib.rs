@@ -20,10 +20,11 @@ mod run;
 mod vq;
 
 pub use bench::{TokenizeBenchRow, TokenizeBenchSpec, bench_tokenize, format_bench};
+pub use earl_format::Rank;
 /// The VQ crate this one runs, so binaries can parse devices and name the model type.
 pub use earl_vq;
 pub use error::TokenizeError;
 pub use prep::{Prepared, prepare, rescale_bbox};
 pub use render::{codes_to_image, find_row, render_row};
-pub use run::{Rank, TokenizeOptions, TokenizeSummary, tokenize};
+pub use run::{TokenizeOptions, TokenizeSummary, tokenize};
 pub use vq::VqSource;

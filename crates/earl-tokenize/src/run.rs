@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use earl_format::{
-    Dataset, DatasetWriter, FinishInfo, Manifest, Opened, Reject, SchemaKind, TokenRow, Triplet,
-    WriterOptions,
+    Dataset, DatasetWriter, FinishInfo, Manifest, Opened, Rank, Reject, SchemaKind, TokenRow,
+    Triplet, WriterOptions,
 };
 use earl_vq::VqModel;
 use indicatif::ProgressBar;
@@ -20,19 +20,6 @@ use tch::Tensor;
 
 use crate::TokenizeError;
 use crate::prep::{Prepared, prepare, rescale_bbox};
-
-/// This process's share of a distributed run: input shards `i` with `i % world == rank`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rank {
-    pub rank: usize,
-    pub world: usize,
-}
-
-impl Default for Rank {
-    fn default() -> Self {
-        Rank { rank: 0, world: 1 }
-    }
-}
 
 pub struct TokenizeOptions {
     /// A finished `triplet.v1` dataset.
@@ -129,12 +116,7 @@ pub fn tokenize(model: &VqModel, opts: &TokenizeOptions) -> Result<TokenizeSumma
         .filter(|(i, _)| i % world == opts.rank.rank)
         .map(|(_, s)| (input.dir.join(&s.path), s.rows))
         .collect();
-    let dir = if world > 1 {
-        opts.out
-            .join(format!("ranks/rank-{:05}-of-{world:05}", opts.rank.rank))
-    } else {
-        opts.out.clone()
-    };
+    let dir = opts.rank.output_dir(&opts.out);
     let fingerprint = fingerprint(&input.manifest, model, opts);
     let kind = SchemaKind::Tokens;
     let mut w = match DatasetWriter::open(&dir, kind, opts.writer.clone(), &fingerprint)? {
